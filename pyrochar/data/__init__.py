@@ -1,0 +1,1 @@
+"""Reading, downloading, preprocessing and splitting Omniglot drawings."""
