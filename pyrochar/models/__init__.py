@@ -1,0 +1,36 @@
+"""The character models, behind one contract (:mod:`pyrochar.models.base`)."""
+
+from __future__ import annotations
+
+from .base import CharacterModel
+from .full_ns import FullNSConfig, GenerateCharacter
+
+MODELS: dict[str, type[CharacterModel]] = {
+    GenerateCharacter.name: GenerateCharacter,
+}
+
+
+def model_class(name: str) -> type[CharacterModel]:
+    from ..errors import PyrocharError
+
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise PyrocharError(
+            f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+def build_model(name: str, config: dict | None = None) -> CharacterModel:
+    """A new model of the named kind, with the config's fields overriding the defaults."""
+    from ..errors import PyrocharError
+
+    cls = model_class(name)
+    try:
+        cfg = cls.config_class(**(config or {}))
+    except TypeError as e:
+        raise PyrocharError(f"bad config for model {name!r}: {e}") from None
+    return cls(cfg)
+
+
+__all__ = ["MODELS", "CharacterModel", "FullNSConfig", "GenerateCharacter", "build_model", "model_class"]

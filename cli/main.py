@@ -1,0 +1,42 @@
+"""The ``pyrochar`` command: a thin click layer over the library.
+
+Every user-facing failure is a :class:`pyrochar.errors.PyrocharError`; the group
+below turns it into one ``Error: ...`` line and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+from pyrochar import __version__
+from pyrochar.errors import PyrocharError
+
+
+class FriendlyGroup(click.Group):
+    """A click group that reports PyrocharError as a one-line message."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PyrocharError as e:
+            raise click.ClickException(str(e)) from None
+
+
+@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pyrochar")
+def main():
+    """Neuro-symbolic generative models of handwritten characters (Feinman & Lake 2020)."""
+
+
+def _register() -> None:
+    from . import data_commands, model_commands
+
+    main.add_command(data_commands.data)
+    for command in model_commands.COMMANDS:
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,228 @@
+"""``pyrochar train | score | sample``: the model commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from pyrochar.errors import PyrocharError
+
+from .options import parse_alphabets, report_skipped, resolve_source, source_option
+
+MODEL_CHOICES = ["full-ns"]
+
+
+def model_option():
+    return click.option("--model", "model_name", type=click.Choice(MODEL_CHOICES), default="full-ns",
+                        show_default=True, help="Which model.")
+
+
+def device_option():
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                        help="Where the networks and the renderer run.")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PyrocharError("--device cuda: no CUDA device is available here; use --device cpu")
+
+
+def _parse_overrides(items) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise PyrocharError(f"--set {item!r}: expected KEY=VALUE, e.g. --set stroke_hidden=128")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _load_model(model_name: str, checkpoint: Path | None, device: str):
+    from pyrochar.checkpoint import load_checkpoint, load_pretrained
+
+    _check_device(device)
+    model = load_checkpoint(checkpoint, expected_model=model_name) if checkpoint else load_pretrained(model_name)
+    return model.to(device).eval()
+
+
+@click.command()
+@model_option()
+@source_option()
+@click.option("--split", "spec", default="alphabet:0", show_default=True,
+              help="character:K, alphabet:K, holdout or all (REFERENCE.md section 9).")
+@click.option("--split-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="A split written by `pyrochar data split` (overrides --split).")
+@click.option("--holdout-alphabets", default=None, help="Alphabets held out by --split holdout.")
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Early stopping: epochs without validation improvement.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option()
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a model config field, e.g. --set attention=sat (repeatable).")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None,
+              help="Stop each epoch after this many batches (quick trials).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
+def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch_size, lr, patience,
+          seed, device, overrides, max_batches, out, resume):
+    """Train a model by maximum likelihood; checkpoints go to --out."""
+    import torch
+
+    from pyrochar.batching import BatchSource
+    from pyrochar.checkpoint import load_checkpoint
+    from pyrochar.data.prepare import prepare_dataset
+    from pyrochar.data.splits import Split, make_split
+    from pyrochar.infer import score
+    from pyrochar.models import build_model
+    from pyrochar.train import TrainConfig, seed_everything
+    from pyrochar.train import train as run_training
+
+    _check_device(device)
+    ds = prepare_dataset(resolve_source(source), progress=True)
+    report_skipped(ds.skipped)
+    keys = ds.character_keys()
+    if split_file:
+        sp = Split.from_json(split_file)
+    else:
+        bg = [k for k, s in zip(keys, ds.meta["subset"], strict=True) if s != "evaluation"]
+        ev = [k for k, s in zip(keys, ds.meta["subset"], strict=True) if s == "evaluation"]
+        sp = make_split(spec, bg, evaluation_characters=ev,
+                        holdout_alphabets=parse_alphabets(holdout_alphabets))
+    out.mkdir(parents=True, exist_ok=True)
+    sp.to_json(out / "split.json")
+    seed_everything(seed)
+    model = build_model(model_name, _parse_overrides(overrides))
+    needs_canvas = model_name == "full-ns"
+    parts = {p: ds.select_characters(getattr(sp, p)) for p in ("train", "validation", "test")}
+    if len(parts["train"]) == 0:
+        raise PyrocharError(f"split {sp.name!r} leaves no training drawings")
+    click.echo(f"{model_name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
+               f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
+               f"{len(parts['test'])} test drawings")
+    sources = {p: BatchSource(d, with_canvases=needs_canvas, device=device) if len(d) else None
+               for p, d in parts.items()}
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                         device=device, max_batches_per_epoch=max_batches)
+    run_training(model, sources["train"], sources["validation"], config, out, resume=resume,
+                 log=click.echo, extra={"split": sp.name})
+    result = {"model": model_name, "split": sp.name, "config": model.config_dict()}
+    if sources["test"] is not None and (out / "best.pt").exists():
+        best = load_checkpoint(out / "best.pt").to(device)
+        with torch.no_grad():
+            scores = score(best, sources["test"], batch_size, progress=True)
+        result["test"] = scores.summary()
+        click.echo(f"test NLL {scores.mean:.3f} nats per character over {len(scores.nll)} drawings "
+                   f"(split {sp.name})")
+    from pyrochar.atomic import atomic_write_text
+
+    atomic_write_text(out / "results.json", json.dumps(result, indent=1))
+
+
+def _drawings_from_files(files):
+    from pyrochar.data.jsonio import read_drawing_file
+    from pyrochar.data.omniglot import LoadResult, SkippedFile
+    from pyrochar.errors import DataFormatError
+
+    drawings, skipped = [], []
+    for f in files:
+        try:
+            drawings += read_drawing_file(f)
+        except DataFormatError as e:
+            skipped.append(SkippedFile(str(f), str(e)))
+    return LoadResult(drawings, skipped)
+
+
+@click.command()
+@model_option()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="A trained checkpoint (default: the shipped weights).")
+@source_option()
+@click.option("--alphabets", default=None, help="Comma-separated alphabets of --source to score.")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--per-drawing", is_flag=True, help="Also list each drawing's NLL.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
+@device_option()
+def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json, batch_size, device):
+    """Negative log-likelihood per character (nats, normalized units)."""
+    from pyrochar.batching import BatchSource
+    from pyrochar.data.prepare import build_prepared, prepare_dataset
+    from pyrochar.infer import score as score_source
+
+    if files and source:
+        raise click.UsageError("give either --source or drawing FILES, not both")
+    if files:
+        loaded = _drawings_from_files(files)
+        ds = build_prepared(loaded)
+    else:
+        ds = prepare_dataset(resolve_source(source), alphabets=parse_alphabets(alphabets),
+                             progress=not as_json)
+    report_skipped(ds.skipped)
+    for e in ds.empty_after_filter:
+        click.echo(f"not scored (every stroke shorter than 20 px): {e}", err=True)
+    if len(ds) == 0:
+        raise PyrocharError("no drawing left to score")
+    model = _load_model(model_name, checkpoint, device)
+    src = BatchSource(ds, with_canvases=model_name == "full-ns", device=device)
+    scores = score_source(model, src, batch_size, progress=not as_json)
+    summary = scores.summary()
+    summary["model"] = model_name
+    summary["units"] = "nats per character, normalized units (px / 20)"
+    if per_drawing:
+        summary["per_drawing"] = [{"drawing": ds.key(d), "nll": float(scores.nll[d])} for d in range(len(ds))]
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(f"mean NLL {summary['mean_nll']:.3f} nats per character (n = {summary['n']}, {model_name})")
+    for k, v in summary["breakdown"].items():
+        click.echo(f"  {k:<12} {v:8.3f}")
+    if per_drawing:
+        for row in summary["per_drawing"]:
+            click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
+
+
+@click.command()
+@model_option()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="A trained checkpoint (default: the shipped weights).")
+@click.option("-n", "n", type=click.IntRange(min=1, max=10000), default=36, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=None, help="Random seed (repeatable samples).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("samples.png"), show_default=True)
+@click.option("--json-out", type=click.Path(path_type=Path), default=None,
+              help="Also write the strokes as JSON (the project's drawing format).")
+@click.option("--black", is_flag=True, help="Draw every stroke in black.")
+@device_option()
+def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, device):
+    """Draw new characters: a grid PNG, each stroke in its own colour."""
+    from pyrochar.data.drawing import Drawing
+    from pyrochar.data.jsonio import write_drawings_json
+    from pyrochar.sampling import sample_characters
+    from pyrochar.viz import character_grid, splines_to_motor_polylines
+
+    model = _load_model(model_name, checkpoint, device)
+    chars = sample_characters(model, n, temperature=temperature, seed=seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    character_grid(chars, colour_strokes=not black).save(out)
+    click.echo(f"wrote {out}: {n} characters from {model_name} at temperature {temperature:g}")
+    if json_out:
+        drawings = [
+            Drawing([np.column_stack([c, np.zeros(len(c))]) for c in splines_to_motor_polylines(ch)])
+            for ch in chars
+        ]
+        write_drawings_json(json_out, drawings, labels=[f"sample {i}" for i in range(n)])
+        click.echo(f"wrote {json_out}")
+
+
+COMMANDS = [train, score, sample]

@@ -1,0 +1,58 @@
+"""The contract every character model of the project fulfils.
+
+A model is an ``nn.Module`` holding its networks and a config dataclass, with two
+Pyro programs over the same variables (REFERENCE.md section 7):
+
+- ``model(batch_size, max_strokes=None, max_steps=None)``: the generative process,
+  one sample site per variable (``loc_{i}``, ``offset_{i}_{t}``,
+  ``stroke_end_{i}_{t}``, ``char_end_{i}``, see :mod:`pyrochar.models.batch`),
+  inside ``pyro.plate("characters", batch_size)``. It defines the model: sampling,
+  conditioning (``poutine.condition``), completion and tests use it. It returns
+  the drawn characters as a :class:`CharacterBatch`.
+- ``teacher_forced_model(batch)``: the same distribution over a fully observed
+  batch, vectorized over steps (and strokes) for speed, with few sites whose
+  event dimensions run over the steps. It returns, for the plate its sites live
+  in, the index of each plate entry's drawing in the batch. Training and scoring
+  use it; tests check it gives the per-step model's log-likelihood.
+
+Scoring, training, sampling and evaluation are written once against this
+contract (:mod:`pyrochar.infer`, :mod:`pyrochar.train`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .batch import CharacterBatch
+
+
+class CharacterModel(nn.Module):
+    """Base class: holds ``config`` (a dataclass) and defines the two programs."""
+
+    name: ClassVar[str] = "?"
+    config_class: ClassVar[type]
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config_dict(self) -> dict:
+        return dataclasses.asdict(self.config)
+
+    def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
+        raise NotImplementedError
+
+    def teacher_forced_model(self, batch: CharacterBatch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prepare_batch(self, batch: CharacterBatch) -> CharacterBatch:
+        """Add whatever the teacher-forced program needs beyond the strokes (e.g. canvases)."""
+        return batch

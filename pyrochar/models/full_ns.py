@@ -1,0 +1,244 @@
+"""Full NS: the paper's neuro-symbolic model (Feinman & Lake 2020, Fig. 1).
+
+A character is drawn stroke by stroke on a canvas. For stroke i:
+
+1. the location network reads the canvas and gives a 2-D GMM for the start;
+2. the stroke network (CNN + LSTM with attention) reads the canvas and the
+   start and gives, step by step, a GMM for the next offset between control
+   points and whether the stroke ends after it;
+3. the symbolic renderer draws the stroke's spline onto the canvas;
+4. the termination network reads the new canvas and decides whether the
+   character ends.
+
+:meth:`GenerateCharacter.model` is that pseudo-code as a Pyro program.
+:meth:`GenerateCharacter.teacher_forced_model` is the same distribution over an
+observed batch with one site per stroke and variable, vectorized over steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pyro
+import torch
+from pyro.distributions import Bernoulli
+
+from .. import render
+from ..distributions import MaskedSteps, gmm_from_raw
+from ..geometry import controls_from_start_offsets, stroke_end_points
+from ..nets.location import LocationNet
+from ..nets.stroke import StrokeNet
+from ..nets.termination import TerminationNet
+from .base import CharacterModel
+from .batch import (
+    CharacterBatch,
+    StrokeBatch,
+    char_end_site,
+    loc_site,
+    offset_site,
+    stroke_end_site,
+)
+
+
+@dataclass
+class FullNSConfig:
+    """Every size of the Full NS model (defaults: REFERENCE.md section 5)."""
+
+    n_components: int = 20  # K of every GMM
+    canvas_size: int = 28
+    # location network
+    location_channels: tuple[int, ...] = (16, 32, 64, 128)
+    location_hidden: int = 128
+    location_dropout: float = 0.3
+    location_uses_prev_end: bool = False  # paper: canvas only; successor: + previous end point
+    # stroke network
+    stroke_channels: tuple[int, int, int] = (16, 32, 64)
+    stroke_embed: int = 64
+    stroke_hidden: int = 256
+    stroke_layers: int = 2
+    attention: str = "post"  # "post" (after the LSTM, vectorized) or "sat" (Show-Attend-Tell)
+    attention_dim: int = 64
+    stroke_head_hidden: int = 256
+    stroke_dropout: float = 0.3
+    stroke_lstm_dropout: float = 0.2
+    # termination network
+    termination_channels: int = 64
+    termination_blocks: int = 4
+    termination_hidden: int = 64
+    termination_dropout: float = 0.3
+    # sampling caps (REFERENCE.md section 8)
+    max_strokes: int = 10
+    max_steps: int = 50
+
+    def __post_init__(self):
+        self.location_channels = tuple(self.location_channels)
+        self.stroke_channels = tuple(self.stroke_channels)
+
+
+class GenerateCharacter(CharacterModel):
+    """The Full NS model: networks + the Pyro program of Fig. 1."""
+
+    name = "full-ns"
+    config_class = FullNSConfig
+
+    def __init__(self, config: FullNSConfig | None = None):
+        config = config or FullNSConfig()
+        super().__init__(config)
+        c = config
+        self.location = LocationNet(
+            c.n_components, c.location_channels, c.location_hidden, c.location_dropout,
+            c.location_uses_prev_end,
+        )  # fmt: skip
+        self.stroke = StrokeNet(
+            c.n_components, c.stroke_channels, c.stroke_embed, c.stroke_hidden, c.stroke_layers,
+            c.attention_dim, c.stroke_head_hidden, c.stroke_dropout, c.stroke_lstm_dropout,
+            c.attention,
+        )  # fmt: skip
+        self.termination = TerminationNet(
+            c.termination_channels, c.termination_blocks, c.termination_hidden,
+            c.termination_dropout,
+        )  # fmt: skip
+
+    # ------------------------------------------------------- distributions
+    def location_distribution(self, canvas: torch.Tensor, prev_end: torch.Tensor):
+        """canvas (N, 28, 28), prev_end (N, 2) -> BivariateGMM over the start, batch (N,)."""
+        return gmm_from_raw(self.location(canvas, prev_end), self.config.n_components)
+
+    def termination_distribution(self, canvas: torch.Tensor):
+        """canvas after the stroke (N, 28, 28) -> Bernoulli("the character ends")."""
+        return Bernoulli(logits=self.termination(canvas))
+
+    # ------------------------------------------------ the generative model
+    def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
+        """GenerateCharacter as a Pyro program, one site per variable.
+
+        Returns the drawn characters as a :class:`CharacterBatch` (with canvases).
+        """
+        max_strokes = max_strokes or self.config.max_strokes
+        max_steps = max_steps or self.config.max_steps
+        b, device = batch_size, self.device
+        size = self.config.canvas_size
+        canvas = torch.zeros(b, size, size, device=device)  # the blank canvas
+        prev_end = torch.zeros(b, 2, device=device)
+        # `alive` is True while a character has not ended. Characters of a batch
+        # end after different numbers of strokes; a finished character's later
+        # sites are masked out (they score 0 and their values are ignored).
+        alive = torch.ones(b, dtype=torch.bool, device=device)
+        starts, strokes, canvases = [], [], [canvas]
+        with pyro.plate("characters", b):
+            for i in range(max_strokes):
+                start = pyro.sample(
+                    loc_site(i), self.location_distribution(canvas, prev_end).mask(alive)
+                )
+                offsets, n_offsets = self._sample_stroke(i, canvas, start, alive, max_steps)
+                controls = controls_from_start_offsets(start, offsets, n_offsets)
+                canvas = torch.where(
+                    alive[:, None, None],
+                    render.add_strokes_to_canvas(canvas, controls, n_offsets + 1),
+                    canvas,
+                )
+                prev_end = stroke_end_points(controls, n_offsets + 1)
+                ends = pyro.sample(
+                    char_end_site(i), self.termination_distribution(canvas).mask(alive)
+                )
+                starts.append(start)
+                strokes.append((offsets, n_offsets))
+                canvases.append(canvas)
+                alive = alive & (ends == 0)
+                if not alive.any():
+                    break
+        return _collect(starts, strokes, canvases)
+
+    def _sample_stroke(self, i, canvas, start, alive, max_steps):
+        """Offsets of stroke i, one step at a time. Returns offsets (B, T, 2), counts (B,)."""
+        ctx, state = self.stroke.encode(canvas, start)
+        drawing = alive.clone()  # True while the stroke goes on
+        prev = torch.zeros_like(start)
+        n_offsets = torch.zeros(start.shape[0], dtype=torch.long, device=start.device)
+        offsets = []
+        for t in range(max_steps):
+            raw, end_logit, state = self.stroke.step(ctx, state, prev)
+            prev = pyro.sample(
+                offset_site(i, t), gmm_from_raw(raw, self.config.n_components).mask(drawing)
+            )
+            ends = pyro.sample(stroke_end_site(i, t), Bernoulli(logits=end_logit).mask(drawing))
+            offsets.append(prev)
+            n_offsets = n_offsets + drawing.long()
+            drawing = drawing & (ends == 0)
+            if not drawing.any():
+                break
+        return torch.stack(offsets, 1), n_offsets
+
+    # ------------------------------------------------- the fast, teacher-forced path
+    def prepare_batch(self, batch: CharacterBatch) -> CharacterBatch:
+        """Render the canvases of every stroke prefix once (teacher forcing)."""
+        if batch.canvases is not None:
+            return batch
+        return replace(batch, canvases=prefix_canvases(batch))
+
+    def teacher_forced_model(self, batch: CharacterBatch) -> torch.Tensor:
+        """The same distribution over an observed batch, one site per variable type.
+
+        All real strokes of the batch (N of them) share one plate: given the
+        canvases (rendered from the observed strokes), strokes are conditionally
+        independent. Returns each stroke's drawing index (N,).
+        """
+        batch = self.prepare_batch(batch)
+        s = StrokeBatch.from_characters(batch)
+        before = batch.canvases[s.drawing, s.index]  # (N, 28, 28) canvas the stroke starts on
+        after = batch.canvases[s.drawing, s.index + 1]  # (N, 28, 28) canvas after it
+        prev_end = _previous_end_points(batch, s)  # (N, 2)
+        k = self.config.n_components
+        with pyro.plate("strokes", len(s.drawing)):
+            pyro.sample("loc", self.location_distribution(before, prev_end), obs=s.starts)
+            ctx, state = self.stroke.encode(before, s.starts)
+            raw, end_logits = self.stroke.forward_sequence(ctx, state, s.offsets, s.step_mask)
+            pyro.sample("offsets", MaskedSteps(gmm_from_raw(raw, k), s.step_mask), obs=s.offsets)
+            pyro.sample(
+                "stroke_ends",
+                MaskedSteps(Bernoulli(logits=end_logits), s.step_mask),
+                obs=s.stroke_ends,
+            )
+            pyro.sample("char_end", self.termination_distribution(after), obs=s.char_ends)
+        return s.drawing
+
+
+def prefix_canvases(batch: CharacterBatch) -> torch.Tensor:
+    """Canvases before each stroke and after the last: (B, S + 1, 28, 28).
+
+    Each stroke is rendered once; the canvas after stroke i is the clamped sum of
+    the inks of strokes 0..i, which equals adding them one by one with a clamp
+    after each (the inks are non-negative), i.e. what ``model`` does.
+    """
+    s = StrokeBatch.from_characters(batch)
+    controls = controls_from_start_offsets(s.starts, s.offsets, s.n_offsets)
+    ink = render.render_strokes(controls, s.n_offsets + 1)  # (N, 28, 28)
+    b, n_strokes = batch.stroke_mask.shape
+    size = ink.shape[-1]
+    per_stroke = ink.new_zeros(b, n_strokes, size, size).index_put((s.drawing, s.index), ink)
+    cumulative = per_stroke.cumsum(1).clamp(max=1.0)  # (B, S, 28, 28) after each stroke
+    return torch.cat([ink.new_zeros(b, 1, size, size), cumulative], 1)
+
+
+def _previous_end_points(batch: CharacterBatch, s: StrokeBatch) -> torch.Tensor:
+    """For each stroke the end point of the stroke before it (zeros for the first)."""
+    controls = controls_from_start_offsets(s.starts, s.offsets, s.n_offsets)
+    ends = stroke_end_points(controls, s.n_offsets + 1)  # (N, 2)
+    b, n_strokes = batch.stroke_mask.shape
+    table = ends.new_zeros(b, n_strokes + 1, 2).index_put((s.drawing, s.index + 1), ends)
+    return table[s.drawing, s.index]
+
+
+def _collect(starts, strokes, canvases) -> CharacterBatch:
+    """Per-stroke samples of ``model`` -> a padded CharacterBatch."""
+    t_max = max(o.shape[1] for o, _ in strokes)
+    offsets = torch.stack(
+        [torch.nn.functional.pad(o, (0, 0, 0, t_max - o.shape[1])) for o, _ in strokes], 1
+    )  # (B, S, T, 2)
+    n_offsets = torch.stack([n for _, n in strokes], 1)  # (B, S)
+    n_strokes = (n_offsets > 0).sum(1)
+    # zero the values drawn for strokes after the character's end (they were masked)
+    live = (torch.arange(len(starts), device=offsets.device) < n_strokes.unsqueeze(-1))
+    starts_t = torch.stack(starts, 1) * live.unsqueeze(-1)
+    offsets = offsets * (torch.arange(t_max, device=offsets.device) < n_offsets.unsqueeze(-1)).unsqueeze(-1)
+    return CharacterBatch(starts_t, offsets, n_offsets, n_strokes, torch.stack(canvases, 1))

@@ -1,0 +1,55 @@
+"""Drawing new characters from a model, at a temperature."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyro
+import torch
+
+from .handlers import temperature as temper_handler
+from .models.base import CharacterModel
+from .models.batch import CharacterBatch
+from .splines import start_offsets_to_stroke
+
+
+@torch.no_grad()
+def sample_batch(
+    model: CharacterModel, n: int, temperature: float = 1.0, seed: int | None = None
+) -> CharacterBatch:
+    """n characters from ``model.model`` (eval mode) at the given temperature."""
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        with temper_handler(temperature=temperature):
+            return model.model(batch_size=n)
+    finally:
+        model.train(was_training)
+
+
+def batch_to_controls(batch: CharacterBatch) -> list[list[np.ndarray]]:
+    """Per character, per stroke, its control points (n, 2) in normalized units."""
+    return [
+        [start_offsets_to_stroke(start, offsets) for start, offsets in drawing]
+        for drawing in batch.to_strokes()
+    ]
+
+
+def sample_characters(
+    model: CharacterModel,
+    n: int,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    batch_size: int = 200,
+) -> list[list[np.ndarray]]:
+    """n new characters as control points per stroke (normalized units)."""
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    out: list[list[np.ndarray]] = []
+    while len(out) < n:
+        b = min(batch_size, n - len(out))
+        out += batch_to_controls(sample_batch(model, b, temperature))
+    return out
