@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from pyro.distributions import Bernoulli, Categorical, TorchDistribution
 from pyro.distributions.torch_distribution import MaskedDistribution
 from torch.distributions import Independent, constraints
@@ -187,7 +186,3 @@ def temper(fn, temperature: float):
         return Categorical(logits=fn.logits / t)
     return fn
 
-
-def bernoulli_logit_log_prob(logits: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """log Bernoulli(value | logits), stable for large |logits|."""
-    return -F.binary_cross_entropy_with_logits(logits, value, reduction="none")

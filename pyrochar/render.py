@@ -18,10 +18,14 @@ Pixel convention
     ``row`` or ``col`` lies outside ``[0, 104]`` (BPL: ``floor < 0`` or ``ceil > 104``).
 
 Evaluation points and ink (deterministic, per stroke)
-    Each stroke is evaluated at ``k = clamp(ceil(L / 1.5), 10, 1000)`` points,
-    ``L`` being the length in motor px of its curve evaluated at 200 points; so
-    consecutive points are at most ~1.5 px apart for curves up to 1,500 px (BPL
-    uses the same rule with a cap of 200). ``k`` depends on the stroke alone, so a
+    Each stroke is evaluated at ``k`` points equally spaced in the spline parameter,
+    ``k = clamp(max(ceil(L / 1.5), ceil(199 * d_max / 1.8) + 1), 10, 1000)``, where
+    ``L`` is the length in motor px of the curve evaluated at 200 points and
+    ``d_max`` the largest gap between those 200 points. The first term is BPL's
+    rule (one point per 1.5 px on average, BPL caps it at 200); the second raises
+    the count for curves whose speed varies a lot, so that consecutive points are
+    at most about 1.8 px (< 2 px) apart anywhere on curves up to ~1,500 px long
+    (``k`` of 1000 at most). ``k`` depends on the stroke alone, so a
     stroke gets the same points whether it is rendered alone or in a batch (a batch
     is padded to its largest ``k`` with a validity mask). Ink per point follows BPL
     (``ink_pp = 2``, ``ink_max_dist = 2``): point i gets ``min(d_i, 2) * 2 / 2``
@@ -104,7 +108,8 @@ N_BROADEN = 2
 BLUR_SIGMA = 0.5
 BLUR_SIZE = 11
 N_BLUR = 2
-SPLINE_GRAIN = 1.5  # px of curve per evaluated point
+SPLINE_GRAIN = 1.5  # px of curve per evaluated point (on average, BPL)
+MAX_GAP = 1.8  # px, largest gap wanted between consecutive evaluated points
 MIN_EVAL = 10
 MAX_EVAL = 1000
 LENGTH_PROBE = 200  # points used to measure the curve length
@@ -193,21 +198,26 @@ def n_eval_points_torch(
     cps: torch.Tensor,
     n_cp: torch.Tensor,
     grain: float = SPLINE_GRAIN,
+    max_gap: float = MAX_GAP,
     lo: int = MIN_EVAL,
     hi: int = MAX_EVAL,
 ) -> torch.Tensor:
-    """(B,) evaluation counts ``clamp(ceil(L / grain), lo, hi)``; L from 200 points.
+    """(B,) evaluation counts per stroke (0 where n_cp == 0).
 
-    ``cps`` must be in the units of ``grain`` (motor px for the default).
+    ``clamp(max(ceil(L / grain), ceil(199 * d_max / max_gap) + 1), lo, hi)`` with L
+    the length of the curve evaluated at 200 points and d_max their largest gap.
+    ``cps`` must be in the units of ``grain`` (motor px for the defaults).
     """
     c64 = cps.detach().to(torch.float64)
     n = n_cp.clamp(min=1)
     probe = torch.full_like(n, LENGTH_PROBE)
     s = _param_grid(n, probe, LENGTH_PROBE, torch.float64)  # (B, 200)
     pts = _eval_at(c64, n, s)  # (B, 200, 2)
-    length = (pts[:, 1:] - pts[:, :-1]).norm(dim=-1).sum(dim=1)  # (B,)
-    length = torch.nan_to_num(length, nan=0.0, posinf=0.0)
-    k = torch.ceil(length / grain).clamp(min=lo, max=hi).long()
+    gaps = (pts[:, 1:] - pts[:, :-1]).norm(dim=-1)  # (B, 199)
+    gaps = torch.nan_to_num(gaps, nan=0.0, posinf=0.0)
+    k_mean = torch.ceil(gaps.sum(dim=1) / grain)  # (B,)
+    k_gap = torch.ceil(gaps.amax(dim=1) * (LENGTH_PROBE - 1) / max_gap) + 1.0
+    k = torch.maximum(k_mean, k_gap).clamp(min=lo, max=hi).long()
     return torch.where(n_cp > 0, k, torch.zeros_like(k))
 
 
@@ -222,7 +232,8 @@ def evaluate_splines_torch(
         cps: (B, N, 2) control points (any units; motor px when ``n_eval`` is None).
         n_cp: (B,) number of real control points per stroke (0 = empty stroke).
         n_eval: points per stroke: an int for all, a (B,) tensor, or None for
-            ``n_eval_points_torch(cps, n_cp)`` (about one point per 1.5 px).
+            ``n_eval_points_torch(cps, n_cp)`` (about one point per 1.5 px and
+            gaps under 2 px).
 
     Returns:
         points (B, K, 2) with K = max n_eval, and mask (B, K) of the valid points

@@ -32,3 +32,39 @@ def omniglot_root() -> Path:
             "to a folder holding strokes_background/"
         )
     return SHARED_OMNIGLOT
+
+
+TINY_FULL_NS = dict(
+    n_components=3,
+    location_channels=(4, 4, 4, 4),
+    location_hidden=8,
+    stroke_channels=(4, 4, 8),
+    stroke_embed=8,
+    stroke_hidden=16,
+    attention_dim=8,
+    stroke_head_hidden=16,
+    termination_channels=4,
+    termination_hidden=8,
+    max_strokes=4,
+    max_steps=8,
+)
+
+
+@pytest.fixture(scope="session")
+def shared_prepared(omniglot_root, tmp_path_factory):
+    """The 6 shared alphabets as minimal splines (cached for the session)."""
+    from pyrochar.data.prepare import prepare_dataset
+
+    return prepare_dataset(omniglot_root, cache_dir=tmp_path_factory.mktemp("prepared"))
+
+
+@pytest.fixture(scope="session")
+def greek_source(shared_prepared):
+    """40 Greek drawings (2 per character of 20) with their canvases rendered."""
+    import numpy as np
+
+    from pyrochar.batching import BatchSource
+
+    greek = np.flatnonzero(shared_prepared.meta["alphabet"] == "Greek")
+    picked = [d for d in greek if shared_prepared.meta["drawer"][d] in (1, 2)][:40]
+    return BatchSource(shared_prepared.select(picked), with_canvases=True)

@@ -112,6 +112,10 @@ class GenerateCharacter(CharacterModel):
     def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
         """GenerateCharacter as a Pyro program, one site per variable.
 
+        ``max_strokes`` and ``max_steps`` (default: the config's caps, 10 and 50)
+        bound the loops; they apply to observed sites too, so pass caps at least as
+        large as the data when conditioning on long drawings
+        (:func:`pyrochar.infer.log_likelihood_per_step` does).
         Returns the drawn characters as a :class:`CharacterBatch` (with canvases).
         """
         max_strokes = max_strokes or self.config.max_strokes

@@ -1,0 +1,90 @@
+import math
+
+import pyro.distributions as dist
+import pytest
+import torch
+
+from pyrochar.distributions import (
+    BivariateGMM,
+    MaskedSteps,
+    gmm_from_raw,
+    temper,
+)
+
+
+def _reference(g: BivariateGMM):
+    s, r = g.scale, g.rho
+    cov = torch.zeros(g.loc.shape[:-1] + (2, 2), dtype=g.loc.dtype)
+    cov[..., 0, 0] = s[..., 0] ** 2
+    cov[..., 1, 1] = s[..., 1] ** 2
+    cov[..., 0, 1] = cov[..., 1, 0] = r * s[..., 0] * s[..., 1]
+    return dist.MixtureSameFamily(
+        dist.Categorical(logits=g.logits), dist.MultivariateNormal(g.loc, covariance_matrix=cov)
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_log_prob_matches_mixture_of_multivariate_normals(seed):
+    torch.manual_seed(seed)
+    g = gmm_from_raw(torch.randn(7, 3, 6 * 20) * 2, 20)
+    x = torch.randn(7, 3, 2) * 2
+    assert torch.allclose(g.log_prob(x), _reference(g).log_prob(x), atol=1e-4)
+
+
+def test_extreme_parameters_stay_finite():
+    raw = torch.full((4, 6 * 5), 1e4)
+    raw[1] = -1e4
+    g = gmm_from_raw(raw, 5)
+    assert (g.rho.abs() <= 0.99 + 1e-6).all()
+    assert (g.scale >= math.sqrt(1e-3) - 1e-7).all()  # the variance floor
+    lp = g.log_prob(torch.randn(4, 2) * 100)
+    assert torch.isfinite(lp).all()
+
+
+def test_sample_moments_match_a_single_component():
+    torch.manual_seed(0)
+    loc = torch.tensor([[1.0, -2.0]])
+    scale = torch.tensor([[0.5, 2.0]])
+    rho = torch.tensor([0.7])
+    g = BivariateGMM(torch.zeros(1), loc, scale, rho)
+    x = g.sample((200_000,))
+    assert x.shape == (200_000, 2)
+    assert torch.allclose(x.mean(0), loc[0], atol=0.02)
+    assert torch.allclose(x.std(0), scale[0], atol=0.02)
+    corr = torch.corrcoef(x.T)[0, 1]
+    assert abs(corr - 0.7) < 0.01
+
+
+def test_tempered_shrinks_spread_and_sharpens_weights():
+    torch.manual_seed(0)
+    g = gmm_from_raw(torch.randn(6 * 4), 4)
+    t = g.tempered(0.5)
+    assert torch.allclose(t.scale, g.scale * math.sqrt(0.5))
+    assert torch.allclose(t.rho, g.rho)
+    assert t.logits.exp().max() >= g.logits.exp().max()
+    b = temper(dist.Bernoulli(logits=torch.tensor([1.0])), 0.5)
+    assert torch.allclose(b.logits, torch.tensor([2.0]))
+
+
+def test_temper_goes_through_masks():
+    g = gmm_from_raw(torch.zeros(3, 6 * 2), 2).mask(torch.tensor([True, False, True]))
+    t = temper(g, 0.25)
+    assert torch.allclose(t.base_dist.scale, g.base_dist.scale * 0.5)
+    assert torch.equal(t._mask, g._mask)
+
+
+def test_masked_steps_ignores_padding_even_if_nonfinite():
+    torch.manual_seed(0)
+    g = gmm_from_raw(torch.randn(2, 4, 6 * 3, requires_grad=True), 3)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    x = torch.randn(2, 4, 2)
+    d = MaskedSteps(g, mask)
+    assert d.batch_shape == (2,) and d.event_shape == (4, 2)
+    lp = d.log_prob(x)
+    x2 = x.clone()
+    x2[0, 2:] = 1e30
+    assert torch.allclose(d.log_prob(x2), lp)
+    expected = g.log_prob(x)[0, :2].sum()
+    assert torch.allclose(lp[0], expected)
+    lp.sum().backward()
+
