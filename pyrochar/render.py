@@ -66,9 +66,10 @@ Canvases
     A canvas is the 28 x 28 image of the strokes drawn so far; blank = zeros. A new
     stroke is ADDED to the canvas so far: ``canvas_new = clamp(canvas +
     render_strokes(stroke), 0, 1)``. Because every stroke image is non-negative and
-    already in [0, 1], this equals ``clamp(sum of the stroke images, 0, 1)``
-    exactly, which is how :func:`prefix_canvases` computes all prefixes at once
-    (one batched render, cumulative sum, clamp). It differs from re-rendering the
+    already in [0, 1], this equals ``clamp(cumulative sum of the stroke images, 0,
+    1)``, which is how :func:`prefix_canvases` computes all prefixes at once (one
+    batched render of all strokes, then a running sum with the clamp, bit-identical
+    to adding the strokes one by one). It differs from re-rendering the
     whole character from scratch only through the clamps (overlapping ink is
     clamped per stroke here, after the summed ink there).
 """
@@ -113,7 +114,7 @@ MAX_GAP = 1.8  # px, largest gap wanted between consecutive evaluated points
 MIN_EVAL = 10
 MAX_EVAL = 1000
 LENGTH_PROBE = 200  # points used to measure the curve length
-WINDOW_SIZES = (16, 24, 32, 40, 48, 56, 64, 80, 96, IMSIZE)
+WINDOW_SIZES = (24, 40, 56, 72, 88, IMSIZE)  # window side lengths, per axis
 
 
 # ------------------------------------------------------------------------- helpers
@@ -349,7 +350,9 @@ def _render(cps: torch.Tensor, n_cp: torch.Tensor, size: int, dtype: torch.dtype
     if b == 0:
         return out
     n_cp = n_cp.to(device=device, dtype=torch.long)
-    motor = cps * SCALE + torch.tensor(CENTER, dtype=cps.dtype, device=device)  # (B, N, 2)
+    # Geometry in float64 (float32 motor coordinates carry ~1e-5 px of rounding).
+    geo = cps.to(torch.float64)
+    motor = geo * SCALE + torch.tensor(CENTER, dtype=torch.float64, device=device)  # (B, N, 2)
     pts, mask = evaluate_splines_torch(motor, n_cp)  # (B, K, 2), (B, K)
     ink = _ink_per_point(pts, mask)  # (B, K)
     row = -pts[..., 1]  # (B, K)
@@ -381,37 +384,60 @@ def _render(cps: torch.Tensor, n_cp: torch.Tensor, size: int, dtype: torch.dtype
     r0 = torch.minimum(lo_r, IMSIZE - wr)  # window origin, inside the canvas
     c0 = torch.minimum(lo_c, IMSIZE - wc)
 
+    # One flat buffer holding every stroke's window, strokes sorted by window shape
+    # so that each shape is one contiguous (G, h, w) block; one splat for all.
+    key = wr * (IMSIZE + 1) + wc  # (B,)
+    order = torch.argsort(key, stable=True)  # (B,)
+    hw = wr * wc  # (B,)
+    hw_sorted = hw[order]
+    off_sorted = torch.cumsum(hw_sorted, 0) - hw_sorted  # window start, sorted order
+    offset = torch.empty_like(off_sorted)
+    offset[order] = off_sorted  # (B,)
+    r0c, c0c = r0.view(b, 1), c0.view(b, 1)
+    wrc, wcc = wr.view(b, 1), wc.view(b, 1)
+
+    def local(v: torch.Tensor, origin: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        return torch.minimum((v - origin).clamp(min=0), side - 1)  # (B, K) in the window
+
+    r_lo, r_hi = local(rf, r0c, wrc), local(rc, r0c, wrc)
+    c_lo, c_hi = local(cf, c0c, wcc), local(cc, c0c, wcc)
+    base = offset.view(b, 1)
+    idx = torch.cat(
+        [
+            base + r_lo * wcc + c_lo,
+            base + r_lo * wcc + c_hi,
+            base + r_hi * wcc + c_lo,
+            base + r_hi * wcc + c_hi,
+        ],
+        dim=1,
+    )  # (B, 4K)
+    gfr, gfc = fr.to(dtype), fc.to(dtype)
+    gi = ink.to(dtype)
+    val = torch.cat(
+        [
+            gi * (1 - gfr) * (1 - gfc),
+            gi * (1 - gfr) * gfc,
+            gi * gfr * (1 - gfc),
+            gi * gfr * gfc,
+        ],
+        dim=1,
+    )  # (B, 4K)
+    buf = torch.zeros(int(hw.sum().item()), dtype=dtype, device=device)
+    buf.index_add_(0, idx.reshape(-1), val.reshape(-1))
+
     m = _output_matrix(size, device, dtype)  # (S, 105)
     mt = m.t()  # (105, S)
-    wr_l, wc_l = wr.tolist(), wc.tolist()
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i in range(b):
-        groups.setdefault((wr_l[i], wc_l[i]), []).append(i)
-    inkd = ink.to(dtype)
-    frd, fcd = fr.to(dtype), fc.to(dtype)
-    for (h, w), members in groups.items():
-        g = torch.tensor(members, device=device)
-        nb = len(members)
-        gr0, gc0 = r0[g].view(nb, 1), c0[g].view(nb, 1)  # (G, 1)
-        base = torch.arange(nb, device=device).view(nb, 1) * (h * w)
-        r_lo, r_hi = (rf[g] - gr0).clamp(0, h - 1), (rc[g] - gr0).clamp(0, h - 1)  # (G, K)
-        c_lo, c_hi = (cf[g] - gc0).clamp(0, w - 1), (cc[g] - gc0).clamp(0, w - 1)
-        gi, gfr, gfc = inkd[g], frd[g], fcd[g]
-        idx = torch.cat(
-            [base + r_lo * w + c_lo, base + r_lo * w + c_hi, base + r_hi * w + c_lo,
-             base + r_hi * w + c_hi],
-            dim=1,
-        )  # (G, 4K)
-        val = torch.cat(
-            [gi * (1 - gfr) * (1 - gfc), gi * (1 - gfr) * gfc, gi * gfr * (1 - gfc),
-             gi * gfr * gfc],
-            dim=1,
-        )  # (G, 4K)
-        x = torch.zeros(nb * h * w, dtype=dtype, device=device)
-        x.index_add_(0, idx.reshape(-1), val.reshape(-1))
-        x = _broaden(x.view(nb, h, w))  # (G, h, w)
-        rows = gr0 + torch.arange(h, device=device).view(1, h)  # (G, h)
-        cols = gc0 + torch.arange(w, device=device).view(1, w)  # (G, w)
+    shapes, counts = torch.unique_consecutive(key[order], return_counts=True)
+    starts = off_sorted.tolist()
+    first = 0
+    for shape, count in zip(shapes.tolist(), counts.tolist(), strict=True):
+        h, w = divmod(shape, IMSIZE + 1)
+        g = order[first : first + count]  # strokes of this window shape
+        start = starts[first]
+        first += count
+        x = _broaden(buf[start : start + count * h * w].view(count, h, w))  # (G, h, w)
+        rows = r0[g].view(count, 1) + torch.arange(h, device=device).view(1, h)  # (G, h)
+        cols = c0[g].view(count, 1) + torch.arange(w, device=device).view(1, w)  # (G, w)
         mr = mt[rows]  # (G, h, S)
         mc = mt[cols]  # (G, w, S)
         img = torch.bmm(mr.transpose(1, 2), torch.bmm(x, mc))  # (G, S, S)
@@ -498,7 +524,13 @@ def prefix_canvases(
     imgs = torch.zeros(d, s, size, size, device=cps.device)  # (D, S, size, size)
     if bool(real.any()):
         imgs[real] = render_strokes(cps[real], n_cp[real], size=size)
-    after = imgs.cumsum(dim=1).clamp(0.0, 1.0)  # (D, S, size, size)
+    # Running sum with a clamp after each stroke: the same float operations as
+    # add_strokes_to_canvas (torch.cumsum accumulates in double on CPU, which
+    # would differ in the last bit).
+    after = torch.empty_like(imgs)
+    canvas = torch.zeros_like(imgs[:, 0])  # (D, size, size)
+    for j in range(s):
+        canvas = (canvas + imgs[:, j]).clamp(0.0, 1.0)
+        after[:, j] = canvas
     before = torch.cat([torch.zeros_like(after[:, :1]), after[:, :-1]], dim=1)
     return before, after
-

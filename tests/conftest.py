@@ -68,3 +68,19 @@ def greek_source(shared_prepared):
     greek = np.flatnonzero(shared_prepared.meta["alphabet"] == "Greek")
     picked = [d for d in greek if shared_prepared.meta["drawer"][d] in (1, 2)][:40]
     return BatchSource(shared_prepared.select(picked), with_canvases=True)
+
+
+@pytest.fixture(scope="session")
+def small_omniglot(omniglot_root, tmp_path_factory):
+    """A small copy in the official layout: 3 alphabets x 3 characters x 4 drawers."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("small") / "strokes_background"
+    for alphabet in ("Greek", "Latin", "Korean"):
+        for c in range(1, 4):
+            src = omniglot_root / "strokes_background" / alphabet / f"character{c:02d}"
+            dst = root / alphabet / f"character{c:02d}"
+            dst.mkdir(parents=True)
+            for f in sorted(src.glob("*.txt"))[:4]:
+                shutil.copy(f, dst / f.name)
+    return root.parent

@@ -75,8 +75,9 @@ def reference_render(strokes: list[np.ndarray], size: int = 28) -> torch.Tensor:
         x = F.conv2d(x, g, padding=5)
     x = x.clamp(0, 1)
     if size != 105:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=True).clamp(0, 1)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        ).clamp(0, 1)
     return x[:, 0]
 
 
@@ -125,7 +126,8 @@ def test_matches_literal_pipeline(batch):
         R.render_strokes(cps, n_cp).numpy(), reference_render(STROKES).numpy(), atol=1e-5
     )
     np.testing.assert_allclose(
-        R.render_strokes_105(cps, n_cp).numpy(), reference_render(STROKES, 105).numpy(),
+        R.render_strokes_105(cps, n_cp).numpy(),
+        reference_render(STROKES, 105).numpy(),
         atol=1e-5,
     )
 
@@ -162,7 +164,7 @@ def test_ink_lies_on_the_stroke():
         np.testing.assert_allclose(col.numpy(), [50.0, 20.0], atol=0.5)
         # the line's image is ~1 where the stroke is and 0 far away
         r, c = round((40 + 0.5) * size / 105 - 0.5), round((50 + 0.5) * size / 105 - 0.5)
-        assert img[0, r, c] > 0.9
+        assert img[0, r, c] > (0.99 if size == 105 else 0.7)
         assert img[0, r + size // 4, c] == 0
 
 
@@ -201,8 +203,14 @@ def test_sequential_add_equals_cumsum_clamp(batch):
         canvas = R.add_strokes_to_canvas(canvas, cps[i : i + 1], n_cp[i : i + 1])
         steps.append(canvas[0])
     per = R.render_strokes(cps[:k], n_cp[:k])
-    expected = per.cumsum(0).clamp(0, 1)
+    running = torch.zeros(28, 28)
+    expected = []
+    for img in per:  # cumulative sum, clamped
+        running = running + img
+        expected.append(running.clamp(0, 1))
+    expected = torch.stack(expected)
     assert torch.equal(torch.stack(steps), expected)
+    torch.testing.assert_close(per.cumsum(0).clamp(0, 1), expected, rtol=0, atol=1e-6)
     assert torch.equal(R.render_character(STROKES[:k]), expected[-1])
     assert torch.equal(R.render_character([]), torch.zeros(28, 28))
 
@@ -245,8 +253,10 @@ def test_cuda_matches_cpu(batch):
     assert gpu.is_cuda
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-5)
     torch.testing.assert_close(
-        R.render_strokes_105(cps.cuda(), n_cp.cuda()).cpu(), R.render_strokes_105(cps, n_cp),
-        rtol=0, atol=1e-5,
+        R.render_strokes_105(cps.cuda(), n_cp.cuda()).cpu(),
+        R.render_strokes_105(cps, n_cp),
+        rtol=0,
+        atol=1e-5,
     )
     before, after = R.prefix_canvases(cps.cuda().view(1, *cps.shape), n_cp.cuda().view(1, -1))
     _, after_cpu = R.prefix_canvases(cps.view(1, *cps.shape), n_cp.view(1, -1))

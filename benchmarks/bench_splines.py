@@ -1,0 +1,97 @@
+"""Time the spline preprocessing (resample + minimal spline fit) over Omniglot strokes.
+
+Usage: python benchmarks/bench_splines.py [--source PATH]
+
+PATH is a folder holding ``strokes_background/`` (and/or ``strokes_evaluation/``), or
+any folder of Omniglot stroke files (default: ../shared/omniglot beside the checkout).
+Prints the time and the data statistics to compare with REFERENCE.md section 2
+(6 shared alphabets: 4,060 drawings, 1 left empty, 9,382 strokes, control points
+per stroke mean 5.06, median 4, max 32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pyrochar import splines  # noqa: E402
+
+
+def default_source() -> Path:
+    for cand in (REPO.parent / "shared" / "omniglot", Path("/work/shared/omniglot")):
+        if cand.is_dir():
+            return cand
+    return REPO.parent / "shared" / "omniglot"
+
+
+def read_stroke_file(path: Path) -> list[np.ndarray]:
+    """One Omniglot stroke file -> list of (k, 3) float64 arrays (x, y, t)."""
+    strokes: list[np.ndarray] = []
+    cur: list[list[float]] = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line == "START":
+            continue
+        if line == "BREAK":
+            strokes.append(np.array(cur, dtype=np.float64).reshape(-1, 3))
+            cur = []
+        else:
+            cur.append([float(v) for v in line.split(",")])
+    return strokes
+
+
+def read_drawings(source: Path) -> list[list[np.ndarray]]:
+    """All drawings under ``source`` (sorted by path)."""
+    files = sorted(source.rglob("*.txt"))
+    files = [f for f in files if f.name[:4].isdigit()]
+    if not files:
+        raise SystemExit(f"no Omniglot stroke files found under {source}")
+    return [read_stroke_file(f) for f in files]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--source", type=Path, default=default_source())
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    drawings = read_drawings(args.source)
+    t_read = time.perf_counter() - t0
+    n_raw = sum(len(d) for d in drawings)
+
+    t0 = time.perf_counter()
+    fitted = [splines.preprocess_drawing(d) for d in drawings]
+    total = time.perf_counter() - t0
+
+    ncp = np.array([len(c) for d in fitted for c in d])
+    print(f"source: {args.source}")
+    print(f"read {len(drawings)} drawings ({n_raw} raw strokes) in {t_read:.2f} s")
+    print(
+        f"resample + minimal fit: {total:.2f} s total, {len(drawings) / total:,.0f} drawings/s, "
+        f"{n_raw / total:,.0f} raw strokes/s, {len(ncp) / total:,.0f} kept strokes/s"
+    )
+    print(f"drawings read:            {len(drawings)}")
+    print(f"drawings left empty:      {sum(len(d) == 0 for d in fitted)}")
+    print(
+        f"strokes kept:             {len(ncp)} ({len(ncp) / max(len(drawings), 1):.2f} per drawing)"
+    )
+    if len(ncp):
+        print(
+            f"control points / stroke:  mean {ncp.mean():.2f}, median {np.median(ncp):g}, "
+            f"max {ncp.max()} (total {ncp.sum()})"
+        )
+        print(
+            f"strokes with 1 control point: {(ncp == 1).sum()}; "
+            f"with {splines.MAX_CONTROL_POINTS}: {(ncp == splines.MAX_CONTROL_POINTS).sum()}"
+        )
+
+
+if __name__ == "__main__":
+    main()
