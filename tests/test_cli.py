@@ -5,7 +5,6 @@ import json
 import pytest
 from click.testing import CliRunner
 from conftest import TINY_FULL_NS
-
 from pyrochar_cli.main import main
 
 TINY_SET = [a for k, v in TINY_FULL_NS.items() for a in ("--set", f"{k}={json.dumps(v)}")]
