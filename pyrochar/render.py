@@ -48,8 +48,8 @@ How it is computed (speed)
     1e-5 against ``F.conv2d`` + ``F.interpolate``). Two exact rewrites make it fast:
 
     * Broadening is local: each stroke is splatted and broadened in a window of the
-      canvas that holds its whole support (bounding box of its ink + 2 px, clipped
-      to the canvas and shifted inside it), of a size taken from
+      canvas that holds its whole support (bounding box of its splatted ink + 2 px,
+      clipped to the canvas and shifted inside it), of a size taken from
       ``WINDOW_SIZES`` per axis; windows that reach the canvas edge end there, so
       their zero padding is the canvas's. The broadening kernel is written as
       ``(b a / 12) [1,2,1]^T [1,2,1] + b (1 - 4a/3) delta`` (separable + identity).
@@ -61,6 +61,13 @@ How it is computed (speed)
       interpolation matrix obtained by applying ``F.interpolate`` to the identity;
       ``D = I`` for the 105 x 105 images), applied to each window with its slice
       of ``M`` by two batched matmuls.
+
+    Spline geometry (evaluation, ink, pixel fractions) is computed in float64,
+    the images in float32 (``dtype``). On the CPU two runs are bit-identical, and a
+    stroke rendered alone or in any batch gets the same image (bit-identical in the
+    tests; at worst to float rounding, as the batched matmuls may block
+    differently). On CUDA the splat uses atomic adds, so results may differ from
+    the CPU's (and between runs) by ~1e-7.
 
 Canvases
     A canvas is the 28 x 28 image of the strokes drawn so far; blank = zeros. A new

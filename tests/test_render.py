@@ -261,3 +261,17 @@ def test_cuda_matches_cpu(batch):
     before, after = R.prefix_canvases(cps.cuda().view(1, *cps.shape), n_cp.cuda().view(1, -1))
     _, after_cpu = R.prefix_canvases(cps.view(1, *cps.shape), n_cp.view(1, -1))
     torch.testing.assert_close(after.cpu(), after_cpu, rtol=0, atol=1e-5)
+
+
+def test_non_finite_and_huge_control_points_stay_finite():
+    cps = torch.tensor(
+        [
+            [[1e6, 1e6], [0.0, 0.0], [0.0, 0.0]],
+            [[float("nan"), 0.0], [0.0, 0.0], [0.0, 0.0]],
+            [[float("inf"), 0.0], [0.0, 0.0], [1.0, 1.0]],
+            [[0.0, 0.0], [1e30, 1e30], [0.0, 0.0]],
+        ]
+    )
+    img = R.render_strokes(cps, torch.tensor([3, 2, 3, 2]))
+    assert torch.isfinite(img).all() and img.min() >= 0 and img.max() <= 1
+    assert (img[1] == 0).all()  # a NaN point is off the canvas; so is the whole curve
