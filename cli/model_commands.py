@@ -9,10 +9,11 @@ import click
 import numpy as np
 
 from pyrochar.errors import PyrocharError
+from pyrochar.models import MODELS
 
 from .options import parse_alphabets, report_skipped, resolve_source, source_option
 
-MODEL_CHOICES = ["full-ns"]
+MODEL_CHOICES = sorted(MODELS)
 
 
 def model_option():
@@ -103,14 +104,13 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     sp.to_json(out / "split.json")
     seed_everything(seed)
     model = build_model(model_name, _parse_overrides(overrides))
-    needs_canvas = model_name == "full-ns"
     parts = {p: ds.select_characters(getattr(sp, p)) for p in ("train", "validation", "test")}
     if len(parts["train"]) == 0:
         raise PyrocharError(f"split {sp.name!r} leaves no training drawings")
     click.echo(f"{model_name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
                f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
                f"{len(parts['test'])} test drawings")
-    sources = {p: BatchSource(d, with_canvases=needs_canvas, device=device) if len(d) else None
+    sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None
                for p, d in parts.items()}
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          device=device, max_batches_per_epoch=max_batches)
@@ -174,7 +174,7 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
     if len(ds) == 0:
         raise PyrocharError("no drawing left to score")
     model = _load_model(model_name, checkpoint, device)
-    src = BatchSource(ds, with_canvases=model_name == "full-ns", device=device)
+    src = BatchSource(ds, with_canvases=model.uses_canvases, device=device)
     scores = score_source(model, src, batch_size, progress=not as_json)
     summary = scores.summary()
     summary["model"] = model_name

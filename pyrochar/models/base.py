@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
+import pyro
 import torch
 from torch import nn
 
@@ -50,8 +51,26 @@ class CharacterModel(nn.Module):
     def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
         raise NotImplementedError
 
-    def teacher_forced_model(self, batch: CharacterBatch) -> torch.Tensor:
+    #: whether batches must carry the canvases before/after each stroke (Full NS)
+    uses_canvases: ClassVar[bool] = False
+
+    #: the plate of the teacher-forced program ("strokes" or "characters")
+    teacher_forced_plate: ClassVar[str] = "characters"
+
+    def teacher_forced_distributions(self, batch: CharacterBatch):
+        """-> (drawing index of each plate entry (N,), {site: (distribution, observed value)})."""
         raise NotImplementedError
+
+    def teacher_forced_model(self, batch: CharacterBatch) -> torch.Tensor:
+        """The teacher-forced Pyro program: every site observed, inside one plate.
+
+        Returns the drawing index of each plate entry, to sum log-probs per drawing.
+        """
+        index, sites = self.teacher_forced_distributions(batch)
+        with pyro.plate(self.teacher_forced_plate, len(index)):
+            for name, (fn, value) in sites.items():
+                pyro.sample(name, fn, obs=value)
+        return index
 
     def prepare_batch(self, batch: CharacterBatch) -> CharacterBatch:
         """Add whatever the teacher-forced program needs beyond the strokes (e.g. canvases)."""

@@ -80,6 +80,8 @@ class GenerateCharacter(CharacterModel):
 
     name = "full-ns"
     config_class = FullNSConfig
+    teacher_forced_plate = "strokes"
+    uses_canvases = True
 
     def __init__(self, config: FullNSConfig | None = None):
         config = config or FullNSConfig()
@@ -180,31 +182,29 @@ class GenerateCharacter(CharacterModel):
             return batch
         return replace(batch, canvases=prefix_canvases(batch))
 
-    def teacher_forced_model(self, batch: CharacterBatch) -> torch.Tensor:
-        """The same distribution over an observed batch, one site per variable type.
+    def teacher_forced_distributions(self, batch: CharacterBatch):
+        """The distribution and observed value of every teacher-forced site.
 
         All real strokes of the batch (N of them) share one plate: given the
         canvases (rendered from the observed strokes), strokes are conditionally
-        independent. Returns each stroke's drawing index (N,).
+        independent. Returns each stroke's drawing index (N,) and
+        ``{site: (distribution with batch shape (N,), observed value)}``.
         """
         batch = self.prepare_batch(batch)
         s = StrokeBatch.from_characters(batch)
         before = batch.canvases[s.drawing, s.index]  # (N, 28, 28) canvas the stroke starts on
         after = batch.canvases[s.drawing, s.index + 1]  # (N, 28, 28) canvas after it
         prev_end = _previous_end_points(batch, s)  # (N, 2)
+        ctx, state = self.stroke.encode(before, s.starts)
+        raw, end_logits = self.stroke.forward_sequence(ctx, state, s.offsets, s.step_mask)
         k = self.config.n_components
-        with pyro.plate("strokes", len(s.drawing)):
-            pyro.sample("loc", self.location_distribution(before, prev_end), obs=s.starts)
-            ctx, state = self.stroke.encode(before, s.starts)
-            raw, end_logits = self.stroke.forward_sequence(ctx, state, s.offsets, s.step_mask)
-            pyro.sample("offsets", MaskedSteps(gmm_from_raw(raw, k), s.step_mask), obs=s.offsets)
-            pyro.sample(
-                "stroke_ends",
-                MaskedSteps(Bernoulli(logits=end_logits), s.step_mask),
-                obs=s.stroke_ends,
-            )
-            pyro.sample("char_end", self.termination_distribution(after), obs=s.char_ends)
-        return s.drawing
+        sites = {
+            "loc": (self.location_distribution(before, prev_end), s.starts),
+            "offsets": (MaskedSteps(gmm_from_raw(raw, k), s.step_mask), s.offsets),
+            "stroke_ends": (MaskedSteps(Bernoulli(logits=end_logits), s.step_mask), s.stroke_ends),
+            "char_end": (self.termination_distribution(after), s.char_ends),
+        }
+        return s.drawing, sites
 
 
 def prefix_canvases(batch: CharacterBatch) -> torch.Tensor:

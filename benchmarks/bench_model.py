@@ -1,0 +1,149 @@
+"""Full NS throughput: training, scoring, sampling, and Pyro's overhead.
+
+Usage: python benchmarks/bench_model.py [--source PATH] [--device cpu|cuda]
+                                        [--batches 6] [--batch-size 200] [--repeat 3]
+
+On the drawings of PATH (default ../shared/omniglot), with the default Full NS
+config and length-grouped batches of 200 (the paper's size), measures:
+
+- training: drawings per second of full steps (teacher-forced Pyro trace,
+  backward, Adam), canvases cached as in `pyrochar train`;
+- scoring: drawings per second of the teacher-forced trace under no_grad;
+- sampling: characters per second from the per-step Pyro model (batches of 200);
+- Pyro against plain torch: the same networks and distributions, log-probs
+  summed directly without Pyro, timed in the same run (ratio = Pyro / plain),
+  forward only and forward + backward;
+- an epoch over all drawings (training), in seconds.
+
+Prints the best of --repeat passes of each figure (the median too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import pyro  # noqa: E402
+
+from pyrochar.batching import BatchSource  # noqa: E402
+from pyrochar.data.prepare import prepare_dataset  # noqa: E402
+from pyrochar.infer import log_likelihood  # noqa: E402
+from pyrochar.models import GenerateCharacter  # noqa: E402
+from pyrochar.sampling import sample_batch  # noqa: E402
+
+
+def plain_log_likelihood(model, batch):
+    """The teacher-forced log-likelihood per drawing without any Pyro machinery."""
+    index, sites = model.teacher_forced_distributions(batch)
+    total = sum(fn.log_prob(value) for fn, value in sites.values())
+    return total.new_zeros(batch.batch_size).index_add(0, index, total)
+
+
+def timed(fn, repeat, sync):
+    times = []
+    for _ in range(repeat):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--source", default=str(REPO.parent / "shared" / "omniglot"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batches", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    pyro.enable_validation(False)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    ds = prepare_dataset(args.source)
+    t0 = time.perf_counter()
+    source = BatchSource(ds, with_canvases=True, device=device)
+    canvas_s = time.perf_counter() - t0
+    torch.manual_seed(0)
+    model = GenerateCharacter().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    # a fixed, representative set of batches: every k-th of the shuffled epoch
+    all_batches = source.index_batches(args.batch_size, shuffle=True, seed=0)
+    step = max(1, len(all_batches) // args.batches)
+    picked = all_batches[::step][: args.batches]
+    batches = [source.batch(idx) for idx in picked]
+    n_drawings = sum(b.batch_size for b in batches)
+
+    def train_pass(loglik):
+        model.train()
+        for b in batches:
+            loss = -loglik(model, b).mean() if loglik is plain_log_likelihood else -loglik(model, b)[0].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    def score_pass(loglik):
+        model.eval()
+        with torch.no_grad():
+            for b in batches:
+                loglik(model, b)
+
+    results = {}
+    train_pass(log_likelihood)  # warm-up
+    for name, fn in [
+        ("train_pyro", lambda: train_pass(log_likelihood)),
+        ("train_plain", lambda: train_pass(plain_log_likelihood)),
+        ("score_pyro", lambda: score_pass(log_likelihood)),
+        ("score_plain", lambda: score_pass(plain_log_likelihood)),
+    ]:
+        best, med = timed(fn, args.repeat, sync)
+        results[name] = {"drawings_per_s": n_drawings / best, "median_drawings_per_s": n_drawings / med}
+
+    model.eval()
+    n_samples = args.batch_size
+    best, med = timed(lambda: sample_batch(model, n_samples, seed=0), args.repeat, sync)
+    results["sample"] = {"characters_per_s": n_samples / best, "median_characters_per_s": n_samples / med}
+
+    def epoch():
+        model.train()
+        for idx in all_batches:
+            ll, _ = log_likelihood(model, source.batch(idx))
+            opt.zero_grad()
+            (-ll.mean()).backward()
+            opt.step()
+
+    best, _ = timed(epoch, 1, sync)
+    results["epoch_seconds"] = best
+    results["canvas_cache_seconds"] = canvas_s
+    results["pyro_over_plain_train"] = results["train_plain"]["drawings_per_s"] / results["train_pyro"]["drawings_per_s"]
+    results["pyro_over_plain_score"] = results["score_plain"]["drawings_per_s"] / results["score_pyro"]["drawings_per_s"]
+    results["machine"] = {
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "pyro": pyro.__version__,
+        "python": platform.python_version(),
+    }
+    results["drawings"] = len(source)
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    for k, v in results.items():
+        print(f"{k:24} {v}")
+
+
+if __name__ == "__main__":
+    main()
