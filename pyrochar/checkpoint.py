@@ -21,14 +21,23 @@ FORMAT = "pyrochar-checkpoint"
 VERSION = 1
 
 
-def save_checkpoint(path: str | os.PathLike, model: CharacterModel, **extra) -> None:
-    """Write the model (and any extra training state) to ``path`` atomically."""
+def save_checkpoint(path: str | os.PathLike, model: CharacterModel, half: bool = False, **extra) -> None:
+    """Write the model (and any extra training state) to ``path`` atomically.
+
+    ``half=True`` stores floating-point weights as float16 (half the size, for the
+    weights shipped in the package); loading casts them back to the model's dtype.
+    """
+
+    def stored(v):
+        v = v.detach().cpu()
+        return v.half() if half and v.is_floating_point() else v
+
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "model": model.name,
         "config": model.config_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: stored(v) for k, v in model.state_dict().items()},
         **extra,
     }
     with atomic_open(path, "wb") as f:

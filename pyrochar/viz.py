@@ -74,15 +74,17 @@ def character_grid(
     for k, controls in enumerate(characters):
         r, c = divmod(k, n_cols)
         x0, y0 = margin + c * full, margin + r * full
-        draw.rectangle([x0 - 1, y0 - 1, x0 + cell, y0 + cell], outline=(220, 220, 220))
+        tile = Image.new("RGB", (cell, cell), (255, 255, 255))  # clips strokes to the cell
         draw_character(
-            draw,
+            ImageDraw.Draw(tile),
             splines_to_motor_polylines(controls),
-            (x0, y0),
+            (0, 0),
             cell,
             STROKE_COLOURS if colour_strokes else None,
             width=max(1, cell // 40),
         )
+        img.paste(tile, (x0, y0))
+        draw.rectangle([x0 - 1, y0 - 1, x0 + cell, y0 + cell], outline=(220, 220, 220))
     return img
 
 

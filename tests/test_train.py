@@ -113,3 +113,15 @@ def test_score_reports_mean_and_breakdown(greek_source):
     summary = s.summary()
     assert summary["n"] == len(greek_source)
     assert math.isclose(sum(summary["breakdown"].values()), summary["mean_nll"], rel_tol=1e-5)
+
+
+def test_half_precision_checkpoint_is_smaller_and_close(greek_source, tmp_path):
+    m = tiny().eval()
+    save_checkpoint(tmp_path / "full.pt", m)
+    save_checkpoint(tmp_path / "half.pt", m, half=True)
+    assert (tmp_path / "half.pt").stat().st_size < (tmp_path / "full.pt").stat().st_size
+    back = load_checkpoint(tmp_path / "half.pt")
+    assert next(back.parameters()).dtype == torch.float32
+    a = score(m, greek_source, 16).nll
+    b = score(back, greek_source, 16).nll
+    assert abs(a - b).max() < 0.05 * abs(a).max()
