@@ -225,4 +225,62 @@ def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, d
         click.echo(f"wrote {json_out}")
 
 
-COMMANDS = [train, score, sample]
+@click.command()
+@source_option()
+@click.option("--task", type=click.Choice(["alphabet", "character", "holdout"]), default="alphabet",
+              show_default=True, help="Generalize to new alphabets, new characters, or held-out alphabets.")
+@click.option("--models", default="full-ns,hlstm,baseline", show_default=True,
+              help="Comma-separated models to compare.")
+@click.option("--splits", default="0,1,2", show_default=True, help="Split indices (alphabet/character tasks).")
+@click.option("--holdout-alphabets", default=None, help="Alphabets held out by --task holdout.")
+@click.option("--grid", type=click.Choice(["small", "full"]), default="small", show_default=True,
+              help="Hyperparameter grid per model (chosen by mean validation NLL across splits).")
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="MODEL:KEY=VALUE",
+              help="Override a config field of one model in every run, e.g. full-ns:attention=sat.")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None,
+              help="Stop each epoch after this many batches (quick trials).")
+@device_option()
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for the runs and the tables (reused: finished runs are not retrained).")
+def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batch_size, lr, patience,
+             seed, overrides, max_batches, device, out):
+    """The paper's Table 1: train per split, score held-out characters, compare models."""
+    from pyrochar.data.prepare import prepare_dataset
+    from pyrochar.evaluate import EvalConfig
+    from pyrochar.evaluate import evaluate as run_evaluation
+    from pyrochar.train import TrainConfig
+
+    _check_device(device)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODEL_CHOICES]
+    if unknown:
+        raise PyrocharError(f"unknown model(s) {', '.join(unknown)}; available: {', '.join(MODEL_CHOICES)}")
+    try:
+        split_ids = [int(k) for k in splits.split(",") if k.strip()]
+    except ValueError:
+        raise PyrocharError(f"--splits {splits!r}: expected comma-separated integers such as 0,1,2") from None
+    per_model: dict[str, dict] = {}
+    for item in overrides:
+        model, sep, rest = item.partition(":")
+        if not sep or model not in names:
+            raise PyrocharError(f"--set {item!r}: expected MODEL:KEY=VALUE with MODEL one of {', '.join(names)}")
+        per_model.setdefault(model, {}).update(_parse_overrides([rest]))
+    ds = prepare_dataset(resolve_source(source), progress=True)
+    report_skipped(ds.skipped)
+    cfg = EvalConfig(
+        task=task, models=names, splits=split_ids, grid=grid,
+        holdout_alphabets=parse_alphabets(holdout_alphabets), overrides=per_model,
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                          device=device, max_batches_per_epoch=max_batches),
+    )
+    run_evaluation(ds, cfg, out, log=click.echo)
+    click.echo((out / "table.md").read_text())
+    click.echo(f"wrote {out / 'table.md'}, {out / 'table.csv'}, {out / 'table.json'}, {out / 'grid.json'}")
+
+
+COMMANDS = [train, score, sample, evaluate]

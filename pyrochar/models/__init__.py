@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from .base import CharacterModel
+from .baseline import BaselineConfig, BaselineLSTM
 from .full_ns import FullNSConfig, GenerateCharacter
+from .hlstm import HierarchicalLSTM, HLSTMConfig
 
 MODELS: dict[str, type[CharacterModel]] = {
     GenerateCharacter.name: GenerateCharacter,
+    HierarchicalLSTM.name: HierarchicalLSTM,
+    BaselineLSTM.name: BaselineLSTM,
 }
 
 
@@ -33,4 +37,7 @@ def build_model(name: str, config: dict | None = None) -> CharacterModel:
     return cls(cfg)
 
 
-__all__ = ["MODELS", "CharacterModel", "FullNSConfig", "GenerateCharacter", "build_model", "model_class"]
+__all__ = [
+    "MODELS", "BaselineConfig", "BaselineLSTM", "CharacterModel", "FullNSConfig",
+    "GenerateCharacter", "HLSTMConfig", "HierarchicalLSTM", "build_model", "model_class",
+]
