@@ -37,11 +37,9 @@ def test_completions_keep_every_observed_site_and_vary_after(two_stroke):
         assert torch.equal(out.starts[k, 0], two_stroke.starts[0, 0])
         assert torch.equal(out.offsets[k, 0, :n0], two_stroke.offsets[0, 0, :n0])
         assert int(out.n_offsets[k, 0]) == n0
-    # the first free site differs between completions (continuous values)
-    assert out.n_strokes.max() >= 2 or True
-    free = [out.starts[k, 1] for k in range(6) if out.n_strokes[k] >= 2]
-    if len(free) >= 2:
-        assert not torch.equal(free[0], free[1])
+    # the sites after the evidence vary: "character ends after stroke 1" is sampled,
+    # and so is everything after it
+    assert len({tuple(out.starts[k, 1].tolist()) for k in range(6)}) > 1 or len(set(out.n_strokes.tolist())) > 1
 
 
 def test_partial_control_points_are_kept(two_stroke):

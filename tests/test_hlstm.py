@@ -27,10 +27,14 @@ TINY_HLSTM = dict(
 
 
 @pytest.fixture(autouse=True)
-def _validation():
+def _validation_one_thread():
+    # tiny tensors: a thread pool only adds overhead (and waits on busy cores)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     pyro.enable_validation(True)
     yield
     pyro.enable_validation(False)
+    torch.set_num_threads(threads)
 
 
 def tiny(**kw) -> HierarchicalLSTM:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import CharacterModel
 from .baseline import BaselineConfig, BaselineLSTM
+from .bpl import BPLConfig, BPLPrior
 from .full_ns import FullNSConfig, GenerateCharacter
 from .hlstm import HierarchicalLSTM, HLSTMConfig
 
@@ -11,6 +12,7 @@ MODELS: dict[str, type[CharacterModel]] = {
     GenerateCharacter.name: GenerateCharacter,
     HierarchicalLSTM.name: HierarchicalLSTM,
     BaselineLSTM.name: BaselineLSTM,
+    BPLPrior.name: BPLPrior,
 }
 
 
@@ -38,6 +40,7 @@ def build_model(name: str, config: dict | None = None) -> CharacterModel:
 
 
 __all__ = [
-    "MODELS", "BaselineConfig", "BaselineLSTM", "CharacterModel", "FullNSConfig",
-    "GenerateCharacter", "HLSTMConfig", "HierarchicalLSTM", "build_model", "model_class",
+    "MODELS", "BPLConfig", "BPLPrior", "BaselineConfig", "BaselineLSTM", "CharacterModel",
+    "FullNSConfig", "GenerateCharacter", "HLSTMConfig", "HierarchicalLSTM", "build_model",
+    "model_class",
 ]
