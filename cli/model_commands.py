@@ -152,9 +152,15 @@ def _drawings_from_files(files):
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--per-drawing", is_flag=True, help="Also list each drawing's NLL.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--partial", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Score only the first K strokes of each drawing: the exact marginal "
+              "log-likelihood of that prefix (drawings with fewer strokes are left out).")
+@click.option("--prefix-points", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --partial: also the first P control points of stroke K+1.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
 @device_option()
-def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json, batch_size, device):
+def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json, partial, prefix_points,
+          batch_size, device):
     """Negative log-likelihood per character (nats, normalized units)."""
     from pyrochar.batching import BatchSource
     from pyrochar.data.prepare import build_prepared, prepare_dataset
@@ -174,6 +180,9 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
     if len(ds) == 0:
         raise PyrocharError("no drawing left to score")
     model = _load_model(model_name, checkpoint, device)
+    if partial is not None:
+        _score_partial(model, ds, partial, prefix_points, batch_size, device, per_drawing, as_json)
+        return
     src = BatchSource(ds, with_canvases=model.uses_canvases, device=device)
     scores = score_source(model, src, batch_size, progress=not as_json)
     summary = scores.summary()
@@ -192,6 +201,39 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
             click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
 
 
+def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawing, as_json):
+    from tqdm.auto import tqdm
+
+    from pyrochar.batching import BatchSource
+    from pyrochar.complete import log_likelihood_partial
+
+    src = BatchSource(ds, device=device)
+    need = keep + (1 if prefix_points else 0)
+    ok = [d for d in range(len(ds)) if src.n_strokes[d] >= need
+          and (not prefix_points or len(src.strokes[d][keep][1]) >= prefix_points - 1)]
+    if not ok:
+        raise PyrocharError(f"no drawing has the {need} stroke(s) this prefix needs")
+    nll = {}
+    chunks = [ok[i : i + batch_size] for i in range(0, len(ok), batch_size)]
+    for idx in tqdm(chunks, desc="scoring prefixes", unit="batch", disable=as_json):
+        ll = log_likelihood_partial(model, src.batch(idx), keep, prefix_points)
+        nll.update(zip(idx, (-ll).tolist(), strict=True))
+    values = np.array([nll[d] for d in ok])
+    summary = {"mean_nll": float(values.mean()), "n": len(ok), "left_out": len(ds) - len(ok),
+               "partial": {"strokes": keep, "prefix_points": prefix_points}, "model": model.name,
+               "units": "nats per prefix, normalized units (px / 20)"}
+    if per_drawing:
+        summary["per_drawing"] = [{"drawing": ds.key(d), "nll": nll[d]} for d in ok]
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(f"mean NLL of the first {keep} stroke(s)"
+               + (f" + {prefix_points} control point(s)" if prefix_points else "")
+               + f": {summary['mean_nll']:.3f} nats (n = {len(ok)}, {len(ds) - len(ok)} too short)")
+    for row in summary.get("per_drawing", []):
+        click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
+
+
 @click.command()
 @model_option()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
@@ -206,10 +248,8 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
 @device_option()
 def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, device):
     """Draw new characters: a grid PNG, each stroke in its own colour."""
-    from pyrochar.data.drawing import Drawing
-    from pyrochar.data.jsonio import write_drawings_json
     from pyrochar.sampling import sample_characters
-    from pyrochar.viz import character_grid, splines_to_motor_polylines
+    from pyrochar.viz import character_grid
 
     model = _load_model(model_name, checkpoint, device)
     chars = sample_characters(model, n, temperature=temperature, seed=seed)
@@ -217,12 +257,7 @@ def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, d
     character_grid(chars, colour_strokes=not black).save(out)
     click.echo(f"wrote {out}: {n} characters from {model_name} at temperature {temperature:g}")
     if json_out:
-        drawings = [
-            Drawing([np.column_stack([c, np.zeros(len(c))]) for c in splines_to_motor_polylines(ch)])
-            for ch in chars
-        ]
-        write_drawings_json(json_out, drawings, labels=[f"sample {i}" for i in range(n)])
-        click.echo(f"wrote {json_out}")
+        _write_json(json_out, chars, "sample")
 
 
 @click.command()
@@ -283,4 +318,68 @@ def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batc
     click.echo(f"wrote {out / 'table.md'}, {out / 'table.csv'}, {out / 'table.json'}, {out / 'grid.json'}")
 
 
-COMMANDS = [train, score, sample, evaluate]
+@click.command()
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@model_option()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="A trained checkpoint (default: the shipped weights).")
+@click.option("--strokes", "keep", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Keep the first K strokes of the drawing.")
+@click.option("--prefix-points", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also keep the first P control points of the next stroke.")
+@click.option("-n", "n", type=click.IntRange(min=1, max=1000), default=9, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--seed", type=int, default=None)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("completions.png"), show_default=True)
+@click.option("--json-out", type=click.Path(path_type=Path), default=None,
+              help="Also write the completions as JSON drawings.")
+@device_option()
+def complete(input_file, model_name, checkpoint, keep, prefix_points, n, temperature, seed, out, json_out,
+             device):
+    """Complete a partial drawing: keep its first strokes, sample the rest."""
+    from pyrochar import splines
+    from pyrochar.complete import complete as run_complete
+    from pyrochar.data.jsonio import read_drawing_file
+    from pyrochar.models.batch import CharacterBatch
+    from pyrochar.sampling import batch_to_controls
+    from pyrochar.viz import completion_grid
+
+    drawing = read_drawing_file(input_file)[0]
+    controls = [splines.to_normalized(cp) for cp in splines.preprocess_drawing(drawing.strokes)]
+    need = keep + (1 if prefix_points else 0)
+    if need == 0:
+        raise PyrocharError("keep at least one stroke (--strokes) or one control point (--prefix-points)")
+    if len(controls) < need:
+        raise PyrocharError(
+            f"{input_file} has {len(controls)} stroke(s) of at least 20 px; --strokes {keep}"
+            + (f" --prefix-points {prefix_points}" if prefix_points else "") + f" needs {need}")
+    if prefix_points and len(controls[keep]) < prefix_points:
+        raise PyrocharError(f"stroke {keep + 1} has only {len(controls[keep])} control points; "
+                            f"lower --prefix-points")
+    model = _load_model(model_name, checkpoint, device)
+    batch = CharacterBatch.from_control_points([controls]).to(device)
+    out_batch = run_complete(model, batch, keep, prefix_points, n=n, temperature=temperature, seed=seed)
+    chars = batch_to_controls(out_batch)
+    partial = controls[keep][:prefix_points] if prefix_points else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    completion_grid(chars, keep, partial).save(out)
+    click.echo(f"wrote {out}: {n} completions of {input_file} after {keep} stroke(s)"
+               + (f" and {prefix_points} control point(s)" if prefix_points else ""))
+    if json_out:
+        _write_json(json_out, chars, "completion")
+
+
+def _write_json(path, chars, label):
+    from pyrochar.data.drawing import Drawing
+    from pyrochar.data.jsonio import write_drawings_json
+    from pyrochar.viz import splines_to_motor_polylines
+
+    drawings = [
+        Drawing([np.column_stack([c, np.zeros(len(c))]) for c in splines_to_motor_polylines(ch)])
+        for ch in chars
+    ]
+    write_drawings_json(path, drawings, labels=[f"{label} {i}" for i in range(len(chars))])
+    click.echo(f"wrote {path}")
+
+
+COMMANDS = [train, score, sample, evaluate, complete]

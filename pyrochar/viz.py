@@ -116,3 +116,38 @@ def data_figure(
     for k in range(3):
         draw.rectangle([10 + k * (cell + 10) - 1, 9, 10 + k * (cell + 10) + cell, 10 + cell], outline=(200, 200, 200))
     return img
+
+
+def completion_grid(
+    completions: Sequence[Sequence[np.ndarray]],
+    keep_strokes: int,
+    observed_partial: np.ndarray | None = None,
+    n_cols: int | None = None,
+    cell: int = 105,
+    margin: int = 4,
+) -> Image.Image:
+    """Completions (control points per stroke, normalized units): the observed first
+    ``keep_strokes`` strokes in black, each completion's new strokes in colour, and
+    the observed control points of a partial stroke (``observed_partial``) in black
+    on top of the stroke they begin."""
+    n = len(completions)
+    n_cols = n_cols or max(1, math.ceil(math.sqrt(n)))
+    n_rows = max(1, math.ceil(n / n_cols))
+    full = cell + margin
+    img = Image.new("RGB", (n_cols * full + margin, n_rows * full + margin), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    width = max(1, cell // 40)
+    for k, controls in enumerate(completions):
+        r, c = divmod(k, n_cols)
+        x0, y0 = margin + c * full, margin + r * full
+        tile = Image.new("RGB", (cell, cell), (255, 255, 255))
+        td = ImageDraw.Draw(tile)
+        curves = splines_to_motor_polylines(controls)
+        draw_character(td, curves[keep_strokes:], (0, 0), cell, STROKE_COLOURS, width=width)
+        draw_character(td, curves[:keep_strokes], (0, 0), cell, None, width=width)
+        if observed_partial is not None and len(observed_partial) >= 2:
+            draw_character(td, splines_to_motor_polylines([observed_partial]), (0, 0), cell, None,
+                           width=width)
+        img.paste(tile, (x0, y0))
+        draw.rectangle([x0 - 1, y0 - 1, x0 + cell, y0 + cell], outline=(220, 220, 220))
+    return img

@@ -141,3 +141,27 @@ def test_model_command_errors(run, small_omniglot, tmp_path):
     assert "bad config" in res.output
     res = run("sample", "--temperature", 0, ok=False)
     assert "temperature" in res.output.lower()
+
+
+def test_complete_and_partial_scoring(run, small_omniglot, tmp_path):
+    out = tmp_path / "run"
+    run("train", "--source", small_omniglot, "--split", "all", "--epochs", 1, "--batch-size", 12,
+        *TINY_SET, "--out", out)
+    ck = out / "best.pt"
+    korean = sorted((small_omniglot / "strokes_background" / "Korean" / "character01").glob("*.txt"))[0]
+    png, js = tmp_path / "c.png", tmp_path / "c.json"
+    res = run("complete", korean, "--checkpoint", ck, "--strokes", 1, "-n", 4, "--seed", 0,
+              "-o", png, "--json-out", js)
+    assert "4 completions" in res.output and png.exists()
+    from pyrochar.data.jsonio import read_drawings_json
+
+    assert len(read_drawings_json(js)) == 4
+    run("complete", korean, "--checkpoint", ck, "--strokes", 1, "--prefix-points", 2, "-n", 2, "-o", png)
+    res = run("complete", korean, "--checkpoint", ck, "--strokes", 40, "-o", png, ok=False)
+    assert "needs 40" in res.output
+    res = run("score", "--checkpoint", ck, "--source", small_omniglot, "--partial", 1, "--json")
+    part = json.loads(res.stdout)
+    full = json.loads(run("score", "--checkpoint", ck, "--source", small_omniglot, "--json").stdout)
+    assert part["n"] == full["n"] and part["mean_nll"] < full["mean_nll"]
+    res = run("score", "--checkpoint", ck, "--source", small_omniglot, "--partial", 30, ok=False)
+    assert "no drawing" in res.output

@@ -1,0 +1,284 @@
+"""The Baseline LSTM (Sketch-RNN decoder) behind the Full NS contract."""
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+
+from pyrochar.checkpoint import load_checkpoint, save_checkpoint
+from pyrochar.distributions import gmm_from_raw
+from pyrochar.handlers import temperature
+from pyrochar.infer import log_likelihood, log_likelihood_per_step
+from pyrochar.models import MODELS, BaselineConfig, BaselineLSTM, build_model
+from pyrochar.models.batch import CharacterBatch
+from pyrochar.sampling import sample_batch
+from pyrochar.splines import stroke_to_start_offsets
+
+TINY_BASELINE = dict(n_components=3, hidden=16, layers=2, max_strokes=4, max_steps=8)
+
+
+@pytest.fixture(autouse=True)
+def _validation_one_thread():
+    # tiny tensors: a thread pool only adds overhead (and waits on busy cores)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    pyro.enable_validation(True)
+    yield
+    pyro.enable_validation(False)
+    torch.set_num_threads(threads)
+
+
+def tiny(**kw) -> BaselineLSTM:
+    torch.manual_seed(0)
+    return BaselineLSTM(BaselineConfig(**{**TINY_BASELINE, **kw})).eval()
+
+
+def strokes_only(batch: CharacterBatch) -> CharacterBatch:
+    return CharacterBatch(batch.starts, batch.offsets, batch.n_offsets, batch.n_strokes)
+
+
+def random_drawings(seed: int, n: int = 4):
+    """Drawings as control points (normalized units), 1-3 strokes of 2-6 control points."""
+    rng = np.random.default_rng(seed)
+    return [
+        [rng.normal(size=(rng.integers(2, 7), 2)) for _ in range(rng.integers(1, 4))]
+        for _ in range(n)
+    ]
+
+
+def test_registered_with_its_config():
+    assert MODELS["baseline"] is BaselineLSTM
+    m = build_model("baseline")
+    c = m.config
+    assert (c.n_components, c.max_strokes, c.max_steps) == (20, 10, 50)
+    assert m.lstm.input_size == 5  # move + one-hot pen state
+    assert not m.uses_canvases and m.teacher_forced_plate == "characters"
+    n = sum(p.numel() for p in m.parameters())
+    assert 0.7e6 < n < 1.0e6
+
+
+def test_trace_has_exactly_the_documented_sites(greek_source):
+    m = tiny()
+    ns = greek_source.n_strokes[:40]
+    d = int(next(i for i in range(40) if ns[i] >= 2))
+    batch = strokes_only(greek_source.batch([d]))
+    n_off = [int(n) for n in batch.n_offsets[0]]
+    tr = poutine.trace(poutine.condition(m.model, data=batch.condition_dict())).get_trace(
+        batch_size=1, max_steps=max(n_off)
+    )
+    names = {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
+    expected = set()
+    for i, n in enumerate(n_off):
+        expected |= {f"loc_{i}", f"char_end_{i}"}
+        expected |= {f"offset_{i}_{t}" for t in range(n)}
+        expected |= {f"stroke_end_{i}_{t}" for t in range(n)}
+    assert names == expected
+    assert all(tr.nodes[n]["is_observed"] for n in names)
+
+
+def test_fast_path_equals_per_step_model(greek_source):
+    m = tiny()
+    batch = strokes_only(greek_source.batch(range(12)))
+    with torch.no_grad():
+        fast, fast_parts = log_likelihood(m, batch)
+        slow, slow_parts = log_likelihood_per_step(m, batch)
+    assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
+    for k in fast_parts:
+        assert torch.allclose(fast_parts[k], slow_parts[k], atol=1e-4, rtol=0), k
+        assert (fast_parts[k] != 0).all(), k  # every site type is scored
+    assert torch.allclose(sum(fast_parts.values()), fast, atol=1e-4)
+
+
+def test_fast_path_equals_per_step_model_on_multi_stroke_drawings():
+    m = tiny()
+    batch = CharacterBatch.from_control_points(random_drawings(0, 6))
+    assert batch.n_strokes.max() == 3 and batch.n_strokes.min() < 3
+    with torch.no_grad():
+        fast, _ = log_likelihood(m, batch)
+        slow, _ = log_likelihood_per_step(m, batch)
+    assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
+
+
+def test_equals_the_sketch_rnn_likelihood_of_the_pen_sequence():
+    """The site decomposition gives exactly Sketch-RNN's log-likelihood of the sequence
+    (GMM of every move + categorical pen state of every offset), built here by hand."""
+    m = tiny()
+    drawings = random_drawings(1, 3)
+    batch = CharacterBatch.from_control_points(drawings)
+    with torch.no_grad():
+        ll, _ = log_likelihood(m, batch)
+    for k, drawing in enumerate(drawings):
+        moves, pens, scored_pen = [], [], []
+        pen_at = np.zeros(2)  # the fixed origin
+        for i, cps in enumerate(drawing):
+            start, offsets = stroke_to_start_offsets(cps)
+            moves.append(start - pen_at)  # pen-up move; pen then down (not a variable)
+            pens.append(0)
+            scored_pen.append(False)
+            for t, off in enumerate(offsets):
+                moves.append(off)
+                last = t == len(offsets) - 1
+                pens.append(0 if not last else (2 if i == len(drawing) - 1 else 1))
+                scored_pen.append(True)
+            pen_at = cps[-1]  # the last control point
+        moves_t = torch.tensor(np.array(moves), dtype=torch.float32)
+        pens_t = torch.tensor(pens)
+        onehot = torch.nn.functional.one_hot(pens_t, 3).float()
+        first = torch.tensor([[0.0, 0.0, 0.0, 1.0, 0.0]])
+        inputs = torch.cat([first, torch.cat([moves_t, onehot], -1)[:-1]])[None]  # (1, L, 5)
+        with torch.no_grad():
+            out = m.head(m.lstm(inputs)[0])[0]  # (L, 6K + 3)
+            lp_moves = gmm_from_raw(out[:, :-3], 3).log_prob(moves_t).sum()
+            lp_pen = out[:, -3:].log_softmax(-1)[torch.arange(len(pens)), pens_t]
+            expected = lp_moves + lp_pen[torch.tensor(scored_pen)].sum()
+        assert torch.allclose(ll[k], expected, atol=1e-4), k
+
+
+def test_sequence_layout():
+    drawings = [[np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]), np.array([[2.0, 2.0], [3.0, 2.0]])]]
+    batch = CharacterBatch.from_control_points(drawings)
+    seq = tiny().sequences(batch)
+    start0, start1 = batch.starts[0, 0], batch.starts[0, 1]
+    assert torch.allclose(start0, torch.tensor([0.2, 0.0]))  # 0.8 cp0 + 0.2 cp1
+    expected_moves = torch.stack([
+        start0,  # from the origin
+        torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]),
+        start1 - torch.tensor([1.0, 1.0]),  # from stroke 0's last control point
+        torch.tensor([1.0, 0.0]),
+    ])  # fmt: skip
+    assert torch.allclose(seq["moves"][0], expected_moves)
+    assert seq["pens"][0].tolist() == [0, 0, 1, 0, 2]
+    assert seq["is_offset"][0].tolist() == [False, True, True, False, True]
+    assert seq["is_last"][0].tolist() == [False, False, True, False, True]
+    assert seq["first"][0].tolist() == [0, 3]
+
+
+def test_padding_values_do_not_change_the_nll(greek_source):
+    m = tiny()
+    batch = strokes_only(greek_source.batch(range(10)))
+    with torch.no_grad():
+        ref, _ = log_likelihood(m, batch)
+        padded = CharacterBatch(
+            torch.where(batch.stroke_mask.unsqueeze(-1), batch.starts, torch.tensor(1e3)),
+            torch.where(batch.step_mask.unsqueeze(-1), batch.offsets, torch.tensor(-1e3)),
+            batch.n_offsets,
+            batch.n_strokes,
+        )
+        got, _ = log_likelihood(m, padded)
+        got_slow, _ = log_likelihood_per_step(m, padded)
+    assert torch.allclose(ref, got, atol=1e-5)
+    assert torch.allclose(ref, got_slow, atol=1e-4)
+
+
+def test_batch_equals_one_by_one(greek_source):
+    m = tiny()
+    batch = strokes_only(greek_source.batch(range(8)))
+    with torch.no_grad():
+        together, _ = log_likelihood(m, batch)
+        alone = torch.stack([log_likelihood(m, batch[[k]])[0][0] for k in range(8)])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_later_strokes_do_not_change_earlier_sites():
+    m = tiny()
+    rng = np.random.default_rng(2)
+    drawing = [rng.normal(size=(4, 2)) for _ in range(3)]
+    batch = CharacterBatch.from_control_points([drawing])
+    moved = CharacterBatch(batch.starts, batch.offsets.clone(), batch.n_offsets, batch.n_strokes)
+    moved.offsets[0, 1, 0] += 0.5
+
+    def site_log_probs(b):
+        data = b.condition_dict()
+        caps = dict(max_strokes=b.starts.shape[1], max_steps=b.offsets.shape[2])
+        with torch.no_grad():
+            tr = poutine.trace(poutine.condition(m.model, data=data)).get_trace(1, **caps)
+        tr.compute_log_prob()
+        return {k: s["log_prob"] for k, s in tr.nodes.items() if k in data}
+
+    a, b = site_log_probs(batch), site_log_probs(moved)
+    for site in ["loc_0", "char_end_0", "loc_1", "stroke_end_1_0"]:
+        assert torch.equal(a[site], b[site]), site
+    for site in ["offset_1_0", "offset_1_1", "char_end_1", "loc_2"]:
+        assert not torch.allclose(a[site], b[site]), site
+
+
+def test_sample_then_score_round_trip():
+    m = tiny()
+    samples = sample_batch(m, 16, seed=1)
+    assert samples.canvases is None
+    assert samples.n_strokes.min() >= 1
+    assert samples.n_strokes.max() <= m.config.max_strokes
+    assert (samples.n_offsets[samples.stroke_mask] >= 1).all()
+    assert (samples.n_offsets <= m.config.max_steps).all()
+    assert (samples.offsets[~samples.step_mask] == 0).all()
+    with torch.no_grad():
+        ll, _ = log_likelihood(m, samples)
+        slow, _ = log_likelihood_per_step(m, samples)
+    assert torch.isfinite(ll).all()
+    assert torch.allclose(ll, slow, atol=1e-3, rtol=1e-5)
+
+
+def test_sample_values_are_those_of_the_trace():
+    m = tiny()
+    pyro.set_rng_seed(3)
+    with torch.no_grad():
+        tr = poutine.trace(m.model).get_trace(batch_size=4)
+    out = tr.nodes["_RETURN"]["value"]
+    assert out.n_strokes.max() >= 2
+    for k in range(4):
+        for i in range(int(out.n_strokes[k])):
+            assert torch.equal(out.starts[k, i], tr.nodes[f"loc_{i}"]["value"][k])
+            for t in range(int(out.n_offsets[k, i])):
+                assert torch.equal(out.offsets[k, i, t], tr.nodes[f"offset_{i}_{t}"]["value"][k])
+
+
+def test_lower_temperature_lowers_the_spread():
+    m = tiny()
+
+    def spread(t):
+        pyro.set_rng_seed(0)
+        with temperature(temperature=t), torch.no_grad():
+            tr = poutine.trace(m.model).get_trace(batch_size=400)
+        return tr.nodes["loc_0"]["value"].std(0).mean(), tr.nodes["offset_0_0"]["value"].std(0).mean()
+
+    (loc_cold, off_cold), (loc_warm, off_warm) = spread(0.3), spread(1.0)
+    assert loc_cold < loc_warm and off_cold < off_warm
+
+
+def test_temperature_leaves_observed_sites_alone(greek_source):
+    m = tiny()
+    batch = strokes_only(greek_source.batch(range(3)))
+    conditioned = poutine.condition(m.model, data=batch.condition_dict())
+    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
+    with torch.no_grad():
+        a = poutine.trace(conditioned).get_trace(batch_size=3, **caps).log_prob_sum()
+        tempered = temperature(conditioned, temperature=0.3)
+        b = poutine.trace(tempered).get_trace(batch_size=3, **caps).log_prob_sum()
+    assert torch.allclose(a, b)
+
+
+def test_checkpoint_round_trip_gives_identical_scores(tmp_path, greek_source):
+    m = tiny()
+    batch = strokes_only(greek_source.batch(range(5)))
+    save_checkpoint(tmp_path / "m.pt", m)
+    loaded = load_checkpoint(tmp_path / "m.pt", expected_model="baseline")
+    assert isinstance(loaded, BaselineLSTM) and loaded.config == m.config
+    with torch.no_grad():
+        assert torch.equal(log_likelihood(m, batch)[0], log_likelihood(loaded, batch)[0])
+
+
+def test_small_model_overfits_a_few_characters(greek_source):
+    m = tiny()
+    m.train()
+    batch = strokes_only(greek_source.batch(range(8)))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(150):
+        ll, _ = log_likelihood(m, batch)
+        loss = -ll.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
