@@ -72,6 +72,15 @@ class CharacterModel(nn.Module):
                 pyro.sample(name, fn, obs=value)
         return index
 
+    def initialize_from_data(self, dataset) -> CharacterModel:
+        """Optional hook: set parameters from training-data statistics before training.
+
+        ``dataset`` is the training split (a ``PreparedDataset``). The default does
+        nothing; parametric models (the BPL-style prior) fit themselves here in closed
+        form. Returns ``self``.
+        """
+        return self
+
     def prepare_batch(self, batch: CharacterBatch) -> CharacterBatch:
         """Add whatever the teacher-forced program needs beyond the strokes (e.g. canvases)."""
         return batch

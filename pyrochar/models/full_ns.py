@@ -29,6 +29,7 @@ from ..geometry import controls_from_start_offsets, stroke_end_points
 from ..nets.location import LocationNet
 from ..nets.stroke import StrokeNet
 from ..nets.termination import TerminationNet
+from ..priors import NetworkStrokePrior
 from .base import CharacterModel
 from .batch import (
     CharacterBatch,
@@ -100,14 +101,37 @@ class GenerateCharacter(CharacterModel):
             c.termination_channels, c.termination_blocks, c.termination_hidden,
             c.termination_dropout,
         )  # fmt: skip
+        # User priors replacing a network (pyrochar.priors); a plain dict, so they
+        # are not part of the model's weights.
+        self.priors: dict[str, object] = {}
+
+    def set_priors(self, location=None, stroke=None, termination=None) -> GenerateCharacter:
+        """Replace the location, stroke and/or termination networks by user priors.
+
+        See :mod:`pyrochar.priors` for what each must provide. ``None`` keeps the
+        current one; ``set_priors()`` with no argument is a no-op, and
+        ``self.priors.clear()`` restores the networks.
+        """
+        for name, prior in (("location", location), ("stroke", stroke), ("termination", termination)):
+            if prior is not None:
+                self.priors[name] = prior
+        return self
 
     # ------------------------------------------------------- distributions
     def location_distribution(self, canvas: torch.Tensor, prev_end: torch.Tensor):
-        """canvas (N, 28, 28), prev_end (N, 2) -> BivariateGMM over the start, batch (N,)."""
+        """canvas (N, 28, 28), prev_end (N, 2) -> distribution over the start, batch (N,)."""
+        if "location" in self.priors:
+            return self.priors["location"](canvas, prev_end)
         return gmm_from_raw(self.location(canvas, prev_end), self.config.n_components)
 
+    def stroke_prior(self):
+        """The stroke prior in use: a user's, or the stroke network's."""
+        return self.priors.get("stroke") or NetworkStrokePrior(self.stroke, self.config.n_components)
+
     def termination_distribution(self, canvas: torch.Tensor):
-        """canvas after the stroke (N, 28, 28) -> Bernoulli("the character ends")."""
+        """canvas after the stroke (N, 28, 28) -> distribution of "the character ends"."""
+        if "termination" in self.priors:
+            return self.priors["termination"](canvas)
         return Bernoulli(logits=self.termination(canvas))
 
     # ------------------------------------------------ the generative model
@@ -157,17 +181,16 @@ class GenerateCharacter(CharacterModel):
 
     def _sample_stroke(self, i, canvas, start, alive, max_steps):
         """Offsets of stroke i, one step at a time. Returns offsets (B, T, 2), counts (B,)."""
-        ctx, state = self.stroke.encode(canvas, start)
+        prior = self.stroke_prior()
+        state = prior.begin(canvas, start)
         drawing = alive.clone()  # True while the stroke goes on
         prev = torch.zeros_like(start)
         n_offsets = torch.zeros(start.shape[0], dtype=torch.long, device=start.device)
         offsets = []
         for t in range(max_steps):
-            raw, end_logit, state = self.stroke.step(ctx, state, prev)
-            prev = pyro.sample(
-                offset_site(i, t), gmm_from_raw(raw, self.config.n_components).mask(drawing)
-            )
-            ends = pyro.sample(stroke_end_site(i, t), Bernoulli(logits=end_logit).mask(drawing))
+            offset_dist, end_dist, state = prior.step(state, prev)
+            prev = pyro.sample(offset_site(i, t), offset_dist.mask(drawing))
+            ends = pyro.sample(stroke_end_site(i, t), end_dist.mask(drawing))
             offsets.append(prev)
             n_offsets = n_offsets + drawing.long()
             drawing = drawing & (ends == 0)
@@ -195,13 +218,11 @@ class GenerateCharacter(CharacterModel):
         before = batch.canvases[s.drawing, s.index]  # (N, 28, 28) canvas the stroke starts on
         after = batch.canvases[s.drawing, s.index + 1]  # (N, 28, 28) canvas after it
         prev_end = _previous_end_points(batch, s)  # (N, 2)
-        ctx, state = self.stroke.encode(before, s.starts)
-        raw, end_logits = self.stroke.forward_sequence(ctx, state, s.offsets, s.step_mask)
-        k = self.config.n_components
+        offset_dist, end_dist = self.stroke_prior().sequence(before, s.starts, s.offsets, s.step_mask)
         sites = {
             "loc": (self.location_distribution(before, prev_end), s.starts),
-            "offsets": (MaskedSteps(gmm_from_raw(raw, k), s.step_mask), s.offsets),
-            "stroke_ends": (MaskedSteps(Bernoulli(logits=end_logits), s.step_mask), s.stroke_ends),
+            "offsets": (MaskedSteps(offset_dist, s.step_mask), s.offsets),
+            "stroke_ends": (MaskedSteps(end_dist, s.step_mask), s.stroke_ends),
             "char_end": (self.termination_distribution(after), s.char_ends),
         }
         return s.drawing, sites

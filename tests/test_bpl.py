@@ -1,0 +1,386 @@
+"""The BPL-style prior behind the common contract: sites, masks, fast path, fit, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+from click.testing import CliRunner
+
+from pyrochar.batching import BatchSource
+from pyrochar.calibration import trivial_model_nll
+from pyrochar.checkpoint import load_checkpoint, save_checkpoint
+from pyrochar.data.splits import make_split
+from pyrochar.errors import PyrocharError
+from pyrochar.handlers import temperature
+from pyrochar.infer import log_likelihood, log_likelihood_per_step, score
+from pyrochar.models import MODELS, BPLConfig, BPLPrior, build_model
+from pyrochar.models.batch import CharacterBatch, site_type
+from pyrochar.sampling import sample_batch, sample_characters
+
+# few slots, so that indices beyond them (sharing the last slot) occur in the data
+SMALL = dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slots=4, char_end_slots=2)
+
+
+@pytest.fixture(autouse=True)
+def _validation():
+    pyro.enable_validation(True)
+    yield
+    pyro.enable_validation(False)
+
+
+def random_model(**kw) -> BPLPrior:
+    """An untrained prior whose slots all differ (random raw GMMs and hazard logits)."""
+    torch.manual_seed(0)
+    m = BPLPrior(BPLConfig(**{**SMALL, **kw}))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return m.eval()
+
+
+def strokes_only(batch: CharacterBatch) -> CharacterBatch:
+    return CharacterBatch(batch.starts, batch.offsets, batch.n_offsets, batch.n_strokes)
+
+
+@pytest.fixture(scope="module")
+def alphabet_split(shared_prepared):
+    """alphabet:0 of the 6 shared alphabets: (train, test) datasets."""
+    sp = make_split("alphabet:0", shared_prepared.character_keys())
+    return shared_prepared.select_characters(sp.train), shared_prepared.select_characters(sp.test)
+
+
+@pytest.fixture(scope="module")
+def fitted(alphabet_split):
+    """The default-size prior fitted in closed form on the training split."""
+    pyro.enable_validation(False)
+    return BPLPrior.fit(alphabet_split[0])
+
+
+# ------------------------------------------------------------------ contract
+
+
+def test_registered_with_its_documented_sizes():
+    assert MODELS["bpl"] is BPLPrior
+    m = build_model("bpl")
+    c = m.config
+    assert (c.max_strokes, c.max_steps) == (10, 50)
+    assert not m.uses_canvases and m.teacher_forced_plate == "strokes"
+    k = c.n_components
+    n = sum(p.numel() for p in m.parameters())
+    assert n == 6 * k * (c.location_slots + c.offset_slots) + c.stroke_end_slots + c.char_end_slots
+    assert n == 750  # K = 10: 2 start GMMs, 10 offset GMMs, 20 + 10 hazard logits
+    assert all(isinstance(p, torch.nn.Parameter) for p in m.parameters())
+    with pytest.raises(PyrocharError):
+        build_model("bpl", {"n_components": 0})
+
+
+def test_trace_has_exactly_the_documented_sites(greek_source):
+    m = random_model()
+    batch = strokes_only(greek_source.batch([0]))
+    n_off = [int(n) for n in batch.n_offsets[0]]
+    tr = poutine.trace(poutine.condition(m.model, data=batch.condition_dict())).get_trace(
+        batch_size=1, max_steps=max(n_off)
+    )
+    names = {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
+    expected = set()
+    for i, n in enumerate(n_off):
+        expected |= {f"loc_{i}", f"char_end_{i}"}
+        expected |= {f"offset_{i}_{t}" for t in range(n)}
+        expected |= {f"stroke_end_{i}_{t}" for t in range(n)}
+    assert names == expected
+    assert all(tr.nodes[n]["is_observed"] for n in names)
+
+    fast = poutine.trace(m.teacher_forced_model).get_trace(batch)
+    fast_names = {n for n, s in fast.nodes.items() if s["type"] == "sample" and n != "strokes"}
+    assert fast_names == {"loc", "offsets", "stroke_ends", "char_end"}
+    assert {site_type(n) for n in fast_names} == {"locations", "offsets", "stroke_ends", "char_ends"}
+
+
+def test_fast_path_equals_per_step_model(greek_source):
+    m = random_model()
+    batch = strokes_only(greek_source.batch(range(16)))
+    # the batch reaches beyond every slot count, so the shared last slots are exercised
+    assert int(batch.n_strokes.max()) > m.config.char_end_slots
+    assert int(batch.n_offsets.max()) > m.config.stroke_end_slots
+    with torch.no_grad():
+        fast, fast_parts = log_likelihood(m, batch)
+        slow, slow_parts = log_likelihood_per_step(m, batch)
+    assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
+    for k in fast_parts:
+        assert torch.allclose(fast_parts[k], slow_parts[k], atol=1e-4, rtol=0), k
+    assert torch.allclose(sum(fast_parts.values()), fast, atol=1e-4)
+
+
+def test_fast_path_equals_per_step_model_with_the_default_sizes(greek_source, fitted):
+    batch = greek_source.batch(range(10))  # carries canvases: the model ignores them
+    with torch.no_grad():
+        fast, _ = log_likelihood(fitted, batch)
+        slow, _ = log_likelihood_per_step(fitted, batch)
+    assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
+
+
+def test_padding_values_do_not_change_the_nll(greek_source):
+    m = random_model()
+    batch = strokes_only(greek_source.batch(range(10)))
+    with torch.no_grad():
+        ref, _ = log_likelihood(m, batch)
+        padded = CharacterBatch(
+            torch.where(batch.stroke_mask.unsqueeze(-1), batch.starts, torch.tensor(1e3)),
+            torch.where(batch.step_mask.unsqueeze(-1), batch.offsets, torch.tensor(-1e3)),
+            batch.n_offsets,
+            batch.n_strokes,
+        )
+        got, _ = log_likelihood(m, padded)
+        got_slow, _ = log_likelihood_per_step(m, padded)
+    assert torch.allclose(ref, got, atol=1e-5)
+    assert torch.allclose(ref, got_slow, atol=1e-4)
+
+
+def test_batch_equals_one_by_one(greek_source):
+    m = random_model()
+    batch = strokes_only(greek_source.batch(range(8)))
+    with torch.no_grad():
+        together, _ = log_likelihood(m, batch)
+        alone = torch.stack([log_likelihood(m, batch[[k]])[0][0] for k in range(8)])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_strokes_are_independent_of_each_other(greek_source):
+    """The defining simplification: a stroke's score does not depend on the others."""
+    m = random_model()
+    batch = strokes_only(greek_source.batch(range(20)))
+    k = int(torch.nonzero(batch.n_strokes >= 2)[0])
+    one = batch[[k]]
+    changed = CharacterBatch(one.starts.clone(), one.offsets.clone(), one.n_offsets, one.n_strokes)
+    changed.starts[0, 0] += 0.7
+    changed.offsets[0, 0, 0] -= 0.4
+    with torch.no_grad():
+        _, a = log_likelihood(m, one)
+        _, b = log_likelihood(m, changed)
+    # only stroke 0's own terms move; the second stroke's start is scored by the same GMM
+    tf_a = m.teacher_forced_distributions(one)[1]
+    tf_b = m.teacher_forced_distributions(changed)[1]
+    for site in ("loc", "offsets"):
+        fa, va = tf_a[site]
+        fb, vb = tf_b[site]
+        assert torch.allclose(fa.log_prob(va)[1:], fb.log_prob(vb)[1:])
+    assert torch.equal(a["stroke_ends"], b["stroke_ends"])
+    assert torch.equal(a["char_ends"], b["char_ends"])
+
+
+# ------------------------------------------------------------------ sampling
+
+
+def test_sample_then_score_round_trip():
+    m = random_model(max_strokes=4, max_steps=6)
+    pyro.set_rng_seed(1)
+    samples = sample_batch(m, 64)
+    assert samples.canvases is None
+    assert samples.n_strokes.min() >= 1
+    assert samples.n_strokes.max() <= 4
+    assert (samples.n_offsets[samples.stroke_mask] >= 1).all()
+    assert (samples.n_offsets[~samples.stroke_mask] == 0).all()
+    assert (samples.n_offsets <= 6).all()
+    with torch.no_grad():
+        ll, _ = log_likelihood(m, samples)
+        ll_slow, _ = log_likelihood_per_step(m, samples)
+    assert torch.isfinite(ll).all()
+    assert torch.allclose(ll, ll_slow, atol=1e-4)
+
+
+def test_caps_bound_the_samples():
+    m = random_model(max_strokes=3, max_steps=4)
+    with torch.no_grad():  # never end by themselves: every sample runs into the caps
+        m.stroke_end_logits.fill_(-30.0)
+        m.char_end_logits.fill_(-30.0)
+    samples = sample_batch(m, 8, seed=0)
+    assert (samples.n_strokes == 3).all() and (samples.n_offsets == 4).all()
+
+
+def test_sample_values_are_those_of_the_trace():
+    m = random_model()
+    pyro.set_rng_seed(3)
+    tr = poutine.trace(m.model).get_trace(batch_size=6)
+    out = tr.nodes["_RETURN"]["value"]
+    for k in range(6):
+        for i in range(int(out.n_strokes[k])):
+            assert torch.equal(out.starts[k, i], tr.nodes[f"loc_{i}"]["value"][k])
+            for t in range(int(out.n_offsets[k, i])):
+                assert torch.equal(out.offsets[k, i, t], tr.nodes[f"offset_{i}_{t}"]["value"][k])
+
+
+def test_sampled_characters_render_and_fit_the_json_format(fitted, tmp_path):
+    from pyrochar.data.drawing import Drawing
+    from pyrochar.data.jsonio import read_drawings_json, write_drawings_json
+    from pyrochar.render import render_character
+    from pyrochar.viz import splines_to_motor_polylines
+
+    chars = sample_characters(fitted, 12, seed=0)
+    assert len(chars) == 12
+    for ch in chars:
+        assert 1 <= len(ch) <= fitted.config.max_strokes
+        for cp in ch:
+            assert cp.ndim == 2 and cp.shape[1] == 2 and 2 <= len(cp) <= fitted.config.max_steps + 1
+            assert np.isfinite(cp).all()
+        canvas = render_character(ch)
+        assert canvas.shape == (28, 28) and torch.isfinite(canvas).all()
+        assert 0.0 <= float(canvas.min()) and float(canvas.max()) <= 1.0
+    assert sum(float(render_character(ch).sum()) for ch in chars) > 0  # some ink lands
+    drawings = [
+        Drawing([np.column_stack([c, np.zeros(len(c))]) for c in splines_to_motor_polylines(ch)])
+        for ch in chars
+    ]
+    path = tmp_path / "samples.json"
+    write_drawings_json(path, drawings)
+    back = read_drawings_json(path)
+    assert [d.n_strokes for d in back] == [len(ch) for ch in chars]
+
+
+def test_lower_temperature_lowers_the_spread(fitted):
+    def spread(t, site):
+        pyro.set_rng_seed(0)
+        with temperature(temperature=t), torch.no_grad():
+            tr = poutine.trace(fitted.model).get_trace(batch_size=400)
+        return tr.nodes[site]["value"].std(0).mean()
+
+    for site in ("loc_0", "offset_0_0"):
+        assert spread(0.3, site) < spread(1.0, site)
+
+
+def test_temperature_leaves_observed_sites_alone(greek_source):
+    m = random_model()
+    batch = strokes_only(greek_source.batch(range(3)))
+    conditioned = poutine.condition(m.model, data=batch.condition_dict())
+    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
+    with torch.no_grad():
+        a = poutine.trace(conditioned).get_trace(batch_size=3, **caps).log_prob_sum()
+        tempered = temperature(conditioned, temperature=0.3)
+        b = poutine.trace(tempered).get_trace(batch_size=3, **caps).log_prob_sum()
+    assert torch.allclose(a, b)
+
+
+def test_completion_keeps_the_observed_strokes(greek_source):
+    from pyrochar.complete import complete
+
+    m = random_model()
+    batch = strokes_only(greek_source.batch(range(20)))
+    k = int(torch.nonzero(batch.n_strokes >= 2)[0])
+    out = complete(m, batch[[k]], keep_strokes=1, n=5, seed=0)
+    n0 = int(batch.n_offsets[k, 0])
+    assert (out.n_strokes >= 2).all()  # "character ends" after stroke 0 was observed as 0
+    assert torch.allclose(out.starts[:, 0], batch.starts[k, 0].expand(5, 2))
+    assert torch.allclose(out.offsets[:, 0, :n0], batch.offsets[k, 0, :n0].expand(5, n0, 2))
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def test_em_recovers_a_known_mixture():
+    from pyrochar.models.bpl import _em_fit
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(3000, 2, generator=gen, dtype=torch.float64) * torch.tensor([0.3, 0.1]) + 2.0
+    b = torch.randn(1000, 2, generator=gen, dtype=torch.float64) * 0.2 - torch.tensor([1.0, 3.0])
+    log_w, means, scales, rho = _em_fit(torch.cat([a, b]), 2, 200, 2, gen)
+    order = means[:, 0].argsort(descending=True)
+    assert torch.allclose(log_w[order].exp(), torch.tensor([0.75, 0.25], dtype=torch.float64), atol=0.02)
+    assert torch.allclose(means[order], torch.tensor([[2.0, 2.0], [-1.0, -3.0]], dtype=torch.float64), atol=0.03)
+    assert torch.allclose(scales[order], torch.tensor([[0.3, 0.1], [0.2, 0.2]], dtype=torch.float64), atol=0.02)
+    assert rho.abs().max() < 0.1
+
+
+def test_hazards_are_the_smoothed_empirical_ones(alphabet_split, fitted):
+    train = alphabet_split[0]
+    a = fitted.config.hazard_smoothing
+    n_strokes = train.drawing_sizes
+    p1 = (np.sum(n_strokes == 1) + a) / (len(n_strokes) + 2 * a)
+    assert torch.sigmoid(fitted.char_end_logits[0]).item() == pytest.approx(p1, rel=1e-5)
+    n_offsets = train.stroke_sizes - 1
+    q1 = (np.sum(n_offsets == 1) + a) / (len(n_offsets) + 2 * a)
+    assert torch.sigmoid(fitted.stroke_end_logits[0]).item() == pytest.approx(q1, rel=1e-5)
+
+
+def test_fit_is_deterministic(shared_prepared):
+    greek = shared_prepared.select(np.flatnonzero(shared_prepared.meta["alphabet"] == "Greek")[:200])
+    config = BPLConfig(n_components=4, em_iterations=30)
+    a = BPLPrior.fit(greek, config, seed=3).state_dict()
+    b = BPLPrior.fit(greek, config, seed=3).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fit_generalizes_to_a_held_out_alphabet(alphabet_split, fitted):
+    train, test = alphabet_split
+    source = BatchSource(test)
+    torch.manual_seed(0)
+    untrained = score(BPLPrior(), source).mean
+    got = score(fitted, source)
+    trivial = trivial_model_nll(train, test)["mean_nll"]  # ~36.3 nats on this split
+    print(f"held-out NLL: BPL {got.mean:.3f}, trivial {trivial:.3f}, untrained {untrained:.3f}")
+    assert np.isfinite(got.nll).all()
+    assert got.mean < untrained - 10  # measured: 30.0 against 52.9
+    assert got.mean < trivial - 3  # measured: 30.0 against 36.3
+    assert got.summary()["breakdown"]["offsets"] < trivial_model_nll(train, test)["breakdown"]["offsets"]
+
+
+def test_fit_is_already_a_maximum_of_the_training_likelihood(alphabet_split, fitted):
+    """Gradient steps from the fitted parameters barely move the training NLL."""
+    pyro.enable_validation(False)
+    m = BPLPrior(fitted.config)
+    m.load_state_dict(fitted.state_dict())
+    batch = BatchSource(alphabet_split[0]).batch(np.arange(len(alphabet_split[0])))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        ll, _ = log_likelihood(m, batch)
+        loss = -ll.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert math.isfinite(losses[-1])
+    assert losses[0] - min(losses) < 0.05
+
+
+def test_checkpoint_round_trip_gives_identical_scores(fitted, greek_source, tmp_path):
+    path = tmp_path / "bpl.pt"
+    save_checkpoint(path, fitted)
+    back = load_checkpoint(path, expected_model="bpl")
+    assert isinstance(back, BPLPrior) and back.config == fitted.config
+    batch = strokes_only(greek_source.batch(range(12)))
+    with torch.no_grad():
+        assert torch.equal(log_likelihood(fitted, batch)[0], log_likelihood(back, batch)[0])
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_train_score_sample(small_omniglot, tmp_path, monkeypatch):
+    from pyrochar_cli.main import main
+
+    monkeypatch.setenv("PYROCHAR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYROCHAR_DATA", str(tmp_path / "no-data-here"))
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    out = tmp_path / "run"
+    res = run("train", "--model", "bpl", "--source", small_omniglot, "--split", "alphabet:0",
+              "--epochs", 2, "--batch-size", 8, "--out", out)  # fmt: skip
+    assert "bpl: 750 parameters" in res.output and "test NLL" in res.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "bpl" and math.isfinite(results["test"]["mean_nll"])
+    ck = out / "best.pt"
+    res = run("score", "--model", "bpl", "--checkpoint", ck, "--source", small_omniglot, "--json")
+    assert json.loads(res.stdout)["n"] == 36
+    png, js = tmp_path / "x.png", tmp_path / "x.json"
+    res = run("sample", "--model", "bpl", "--checkpoint", ck, "-n", 4, "-o", png, "--json-out", js)
+    assert png.exists() and "4 characters from bpl" in res.output
+    from pyrochar.data.jsonio import read_drawings_json
+
+    assert len(read_drawings_json(js)) == 4
