@@ -26,6 +26,10 @@ class FriendlyGroup(click.Group):
 @click.version_option(__version__, prog_name="pyrochar")
 def main():
     """Neuro-symbolic generative models of handwritten characters (Feinman & Lake 2020)."""
+    import pyro
+
+    # Pyro's argument/support checks cost up to 30% per site: off for users, on in tests.
+    pyro.enable_validation(False)
 
 
 def _register() -> None:

@@ -84,3 +84,12 @@ def small_omniglot(omniglot_root, tmp_path_factory):
             for f in sorted(src.glob("*.txt"))[:4]:
                 shutil.copy(f, dst / f.name)
     return root.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pyro_validation():
+    """Pyro's argument and support checks are on in tests (off in training and sampling)."""
+    import pyro
+
+    pyro.enable_validation(True)
+    yield

@@ -13,13 +13,6 @@ from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch
 
 
-@pytest.fixture(autouse=True)
-def _validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
-
 def tiny(**kw) -> GenerateCharacter:
     torch.manual_seed(0)
     return GenerateCharacter(FullNSConfig(**{**TINY_FULL_NS, **kw})).eval()

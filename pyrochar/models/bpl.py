@@ -45,6 +45,7 @@ in :meth:`BPLPrior.model`; ``loc``, ``offsets``, ``stroke_ends``, ``char_end``
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,7 +219,7 @@ class BPLPrior(CharacterModel):
 
         One plate over all N real strokes of the batch; every distribution depends
         only on the stroke index i and the step index t. Returns each stroke's
-        drawing index (N,) and ``{site: (distribution, batch (N,), observed value)}``.
+        drawing index (N,) and ``{site: (distribution with batch shape (N,), observed value)}``.
         """
         s = StrokeBatch.from_characters(batch)
         n, steps = s.offsets.shape[:2]
@@ -263,20 +264,21 @@ class BPLPrior(CharacterModel):
             raise PyrocharError("cannot fit the BPL prior to an empty dataset")
         gen = torch.Generator().manual_seed(int(seed))
         dtype, device = self.location_raw.dtype, self.location_raw.device
-        for raw, x, index in (
-            (self.location_raw, starts, stroke_index),
-            (self.offset_raw, offsets, step_index),
-        ):
-            n_slots = raw.shape[0]
-            slot = np.minimum(index, n_slots - 1)
-            for k in range(n_slots):
-                pts = torch.as_tensor(x[slot == k], dtype=torch.float64)
-                if len(pts) == 0:
-                    if k > 0:
-                        raw[k] = raw[k - 1]
-                    continue
-                params = _em_fit(pts, c.n_components, c.em_iterations, c.em_restarts, gen)
-                raw[k] = _raw_from_gmm(*params).to(device=device, dtype=dtype)
+        with _single_threaded():
+            for raw, x, index in (
+                (self.location_raw, starts, stroke_index),
+                (self.offset_raw, offsets, step_index),
+            ):
+                n_slots = raw.shape[0]
+                slot = np.minimum(index, n_slots - 1)
+                for k in range(n_slots):
+                    pts = torch.as_tensor(x[slot == k], dtype=torch.float64)
+                    if len(pts) == 0:
+                        if k > 0:
+                            raw[k] = raw[k - 1]
+                        continue
+                    params = _em_fit(pts, c.n_components, c.em_iterations, c.em_restarts, gen)
+                    raw[k] = _raw_from_gmm(*params).to(device=device, dtype=dtype)
         a = float(c.hazard_smoothing)
         self.stroke_end_logits.copy_(_hazard_logits(n_offsets - 1, c.stroke_end_slots, a))
         self.char_end_logits.copy_(_hazard_logits(n_strokes - 1, c.char_end_slots, a))
@@ -303,6 +305,22 @@ def _padded_batch(starts, strokes) -> CharacterBatch:
         n_offsets,
         n_strokes,
     )
+
+
+@contextmanager
+def _single_threaded():
+    """Run torch on one intra-op thread (restored afterwards).
+
+    EM is thousands of small tensor operations; with several threads on a busy
+    machine each parallel region waits for the other cores, which made the fit
+    40x slower on a 2-core machine with one core taken (208 s instead of 5 s).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _gather(dataset):
