@@ -110,6 +110,8 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     click.echo(f"{model_name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
                f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
                f"{len(parts['test'])} test drawings")
+    if not (resume and (out / "last.pt").exists()):
+        model.initialize_from_data(parts["train"])  # closed-form start where a model has one (bpl)
     sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None
                for p, d in parts.items()}
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,

@@ -110,6 +110,8 @@ def run_one(
     seed_everything(tcfg.seed)
     model = build_model(model_name, overrides)
     parts = {p: ds.select_characters(getattr(split, p)) for p in ("train", "validation", "test")}
+    if not (run_dir / "last.pt").exists():
+        model.initialize_from_data(parts["train"])  # closed-form start where a model has one (bpl)
     sources = {
         p: BatchSource(d, with_canvases=model.uses_canvases, device=tcfg.device) if len(d) else None
         for p, d in parts.items()
