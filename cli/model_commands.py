@@ -385,3 +385,7 @@ def _write_json(path, chars, label):
 
 
 COMMANDS = [train, score, sample, evaluate, complete]
+
+from .figure_command import figures  # noqa: E402  (its own file; registered here)
+
+COMMANDS.append(figures)
