@@ -94,7 +94,7 @@ def load_models(names, explicit: bool, checkpoints: dict[str, Path], device: str
               help="Folder for the PNGs and the novelty table.")
 def figures(model_list, checkpoints, source, spec, split_file, n, n_novelty, grid_side,
             classifier_epochs, seed, device, out):
-    """The paper's qualitative analysis: Figs. 3, 5, 6, 7, 8 and a novelty table.
+    """The paper's qualitative analysis: figures 3, 5, 6, 7, 8 and a novelty table.
 
     Writes fig3_predictions.png, fig5_samples.png, fig6_novelty.png,
     fig7_topology.png, fig8_strokes.png, novelty.md and novelty.json into --out.
