@@ -66,7 +66,7 @@ class EvalConfig:
     task: str = "alphabet"  # alphabet | character | holdout
     models: Sequence[str] = ("full-ns", "hlstm", "baseline")
     splits: Sequence[int] = (0, 1, 2)
-    grid: str = "small"  # small | full
+    grid: str | dict[str, list[dict]] = "small"  # "small", "full", or {model: [overrides, ...]}
     holdout_alphabets: Sequence[str] | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     overrides: dict[str, dict] = field(default_factory=dict)  # per model, applied to every setting
@@ -148,13 +148,18 @@ def evaluate(
     out = Path(out)
     specs = _split_specs(cfg)
     splits = {spec: _make_split(ds, spec, cfg) for spec in specs}
-    grids = FULL_GRIDS if cfg.grid == "full" else SMALL_GRIDS
+    if isinstance(cfg.grid, dict):
+        grids = {**SMALL_GRIDS, **cfg.grid}
+    elif cfg.grid in ("small", "full"):
+        grids = FULL_GRIDS if cfg.grid == "full" else SMALL_GRIDS
+    else:
+        raise PyrocharError(f"unknown grid {cfg.grid!r}: use small or full")
     jobs = []
     for m in cfg.models:
         if m not in grids:
             raise PyrocharError(f"unknown model {m!r} for the evaluation; use {', '.join(grids)}")
         for setting in grids[m]:
-            overrides = {**setting, **cfg.overrides.get(m, {})}
+            overrides = {**cfg.overrides.get(m, {}), **setting}  # the grid point wins
             for spec in specs:
                 jobs.append((m, overrides, spec))
     results: dict[tuple, dict] = {}
@@ -174,7 +179,7 @@ def evaluate(
     for m in cfg.models:
         scores = {}
         for setting in grids[m]:
-            name = setting_name({**setting, **cfg.overrides.get(m, {})})
+            name = setting_name({**cfg.overrides.get(m, {}), **setting})
             scores[name] = float(np.mean([results[(m, name, s)]["val_nll"] for s in specs]))
         chosen[m] = min(scores, key=scores.get)
         grid_report[m] = {"validation_nll": scores, "chosen": chosen[m]}

@@ -180,3 +180,18 @@ def test_score_with_the_shipped_weights_beats_the_trivial_model(run, omniglot_ro
     # the shipped model was trained on these alphabets; the trivial model scores 39.7
     out = json.loads(run("score", "--source", omniglot_root, "--alphabets", "Latin", "--json").stdout)
     assert out["n"] == 520 and out["mean_nll"] < 25
+
+
+def test_evaluate_command_and_its_errors(run, small_omniglot, tmp_path):
+    out = tmp_path / "ev"
+    res = run("evaluate", "--source", small_omniglot, "--task", "alphabet", "--models", "baseline,bpl",
+              "--splits", "0", "--epochs", 1, "--batch-size", 8, "--set", "baseline:hidden=8",
+              "--set", "baseline:layers=1", "--set", "bpl:em_iterations=5", "--out", out)
+    assert "| baseline |" in res.output and "t(" in res.output
+    assert json.loads((out / "table.json").read_text())["splits"] == ["alphabet:0"]
+    res = run("evaluate", "--source", small_omniglot, "--models", "nope", "--out", out, ok=False)
+    assert "unknown model" in res.output
+    res = run("evaluate", "--source", small_omniglot, "--models", "bpl", "--splits", "a", "--out", out, ok=False)
+    assert "--splits" in res.output
+    res = run("evaluate", "--source", small_omniglot, "--models", "bpl", "--set", "hlstm:x=1", "--out", out, ok=False)
+    assert "MODEL:KEY=VALUE" in res.output
