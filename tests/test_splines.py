@@ -88,7 +88,10 @@ def test_resample_straight_line_count_and_spacing():
 def test_resample_spacing_about_one_px(coefs, length):
     xy = smooth_curve(coefs, length)
     out = S.resample_by_arclength(xy)
-    assert len(out) == max(2, int(np.round(S.path_length(xy))))
+    # m = max(2, round(L)) with L measured after near-duplicate points are dropped,
+    # which can shorten the path by < 1e-4 px: allow for that at half-integer lengths
+    length_px = S.path_length(xy)
+    assert len(out) == 2 or abs(len(out) - length_px) <= 0.5 + 1e-3
     np.testing.assert_allclose(out[0], xy[0], atol=1e-12)
     np.testing.assert_allclose(out[-1], xy[-1], atol=1e-12)
     d = np.linalg.norm(np.diff(out, axis=0), axis=1)
