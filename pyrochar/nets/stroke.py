@@ -97,16 +97,15 @@ class StrokeNet(nn.Module):
         ctx = StrokeContext(features, self.att_keys(features), start_embedding)
         return ctx, state
 
-    def attend(self, ctx: StrokeContext, query: torch.Tensor, index: torch.Tensor | None = None):
-        """Gated soft attention. query (R, H); ``index`` (R,) picks each row's stroke.
+    def attend(self, ctx: StrokeContext, query: torch.Tensor):
+        """Gated soft attention for one step. query (N, H).
 
-        Returns the context (R, C) and the attention weights (R, 196).
+        Returns the context (N, C) and the attention weights (N, 196).
         """
-        keys = ctx.feature_keys if index is None else ctx.feature_keys[index]  # (R, 196, A)
-        feats = ctx.features if index is None else ctx.features[index]  # (R, 196, C)
+        keys = ctx.feature_keys  # (N, 196, A)
         scores = self.att_score(torch.tanh(keys + self.att_query(query).unsqueeze(1)))
-        weights = torch.softmax(scores.squeeze(-1), dim=-1)  # (R, 196)
-        context = torch.bmm(weights.unsqueeze(1), feats).squeeze(1)  # (R, C)
+        weights = torch.softmax(scores.squeeze(-1), dim=-1)  # (N, 196)
+        context = torch.bmm(weights.unsqueeze(1), ctx.features).squeeze(1)  # (N, C)
         return torch.sigmoid(self.att_gate(query)) * context, weights
 
     def _output(self, h, context, prev_embedding, start_embedding):
@@ -155,11 +154,17 @@ class StrokeNet(nn.Module):
             return torch.where(step_mask.unsqueeze(-1), raw, zero), torch.where(step_mask, end, zero)
         pe = self.offset_embed(prev)  # (N, T, E)
         out, _ = self.lstm(pe, state)  # (N, T, H)
-        # Attention and output only on the real steps (R of them), packed.
-        rows, steps = step_mask.nonzero(as_tuple=True)  # (R,), (R,)
-        h = out[rows, steps]  # (R, H)
-        context, _ = self.attend(ctx, h, rows)  # (R, C)
-        raw_r, end_r = self._output(h, context, pe[rows, steps], ctx.start_embedding[rows])
-        raw = raw_r.new_zeros(n, t_max, raw_r.shape[-1]).index_put((rows, steps), raw_r)
-        end = end_r.new_zeros(n, t_max).index_put((rows, steps), end_r)
+        # Attention for every step at once, in the padded (N, T) layout: each stroke's
+        # keys are broadcast over its steps (no gather of per-step copies of the
+        # feature map, whose copying and backward scatter dominated the cost).
+        query = self.att_query(out).unsqueeze(2)  # (N, T, 1, A)
+        scores = self.att_score(torch.tanh(ctx.feature_keys.unsqueeze(1) + query))  # (N, T, 196, 1)
+        weights = torch.softmax(scores.squeeze(-1), dim=-1)  # (N, T, 196)
+        context = torch.bmm(weights, ctx.features)  # (N, T, C)
+        context = torch.sigmoid(self.att_gate(out)) * context
+        start = ctx.start_embedding.unsqueeze(1).expand(-1, t_max, -1)  # (N, T, E)
+        raw, end = self._output(out, context, pe, start)  # (N, T, 6K), (N, T)
+        zero = torch.zeros((), dtype=raw.dtype, device=raw.device)
+        raw = torch.where(step_mask.unsqueeze(-1), raw, zero)
+        end = torch.where(step_mask, end, zero)
         return raw, end
