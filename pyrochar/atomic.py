@@ -29,6 +29,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except OSError as e:
         raise PyrocharError(f"cannot write {path}: {e.strerror or e}") from None
     try:
+        # mkstemp creates the file private (0600); give it the mode a plain open()
+        # would (0666 minus the umask), so checkpoints and caches can be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         kwargs = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f

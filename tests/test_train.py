@@ -135,3 +135,14 @@ def test_half_precision_checkpoint_is_smaller_and_close(greek_source, tmp_path):
     a = score(m, greek_source, 16).nll
     b = score(back, greek_source, 16).nll
     assert abs(a - b).max() < 0.05 * abs(a).max()
+
+
+def test_checkpoints_get_the_usual_file_mode(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "m.pt", tiny())
+        assert (tmp_path / "m.pt").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
