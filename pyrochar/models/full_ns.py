@@ -231,18 +231,19 @@ class GenerateCharacter(CharacterModel):
 def prefix_canvases(batch: CharacterBatch) -> torch.Tensor:
     """Canvases before each stroke and after the last: (B, S + 1, 28, 28).
 
-    Each stroke is rendered once; the canvas after stroke i is the clamped sum of
-    the inks of strokes 0..i, which equals adding them one by one with a clamp
-    after each (the inks are non-negative), i.e. what ``model`` does.
+    Each stroke is rendered once (one batched call); the canvases are then added up
+    stroke by stroke with a clamp after each, exactly as ``model`` does
+    (:func:`pyrochar.render.prefix_canvases`). Padded strokes add nothing.
     """
     s = StrokeBatch.from_characters(batch)
-    controls = controls_from_start_offsets(s.starts, s.offsets, s.n_offsets)
-    ink = render.render_strokes(controls, s.n_offsets + 1)  # (N, 28, 28)
+    controls = controls_from_start_offsets(s.starts, s.offsets, s.n_offsets)  # (N, T + 1, 2)
     b, n_strokes = batch.stroke_mask.shape
-    size = ink.shape[-1]
-    per_stroke = ink.new_zeros(b, n_strokes, size, size).index_put((s.drawing, s.index), ink)
-    cumulative = per_stroke.cumsum(1).clamp(max=1.0)  # (B, S, 28, 28) after each stroke
-    return torch.cat([ink.new_zeros(b, 1, size, size), cumulative], 1)
+    padded = controls.new_zeros(b, n_strokes, controls.shape[1], 2)  # (B, S, T + 1, 2)
+    padded = padded.index_put((s.drawing, s.index), controls)
+    n_controls = torch.zeros(b, n_strokes, dtype=torch.long, device=controls.device)
+    n_controls = n_controls.index_put((s.drawing, s.index), s.n_offsets + 1)  # 0 on padding
+    before, after = render.prefix_canvases(padded, n_controls)  # each (B, S, 28, 28)
+    return torch.cat([before, after[:, -1:]], 1)
 
 
 def _previous_end_points(batch: CharacterBatch, s: StrokeBatch) -> torch.Tensor:
