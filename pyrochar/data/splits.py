@@ -74,24 +74,9 @@ class Split:
         if sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]:
             raise PyrocharError(f"split {self.name!r}: train, validation and test overlap")
 
-    def part_of(self, key: str) -> str | None:
-        """``"train"``, ``"validation"``, ``"test"`` or None for a character key."""
-        for part in ("train", "validation", "test"):
-            if key in self._lookup[part]:
-                return part
-        return None
-
-    @property
-    def _lookup(self) -> dict[str, set[str]]:
-        cache = self.__dict__.get("_lookup_cache")
-        if cache is None:
-            cache = {p: set(getattr(self, p)) for p in ("train", "validation", "test")}
-            self.__dict__["_lookup_cache"] = cache
-        return cache
-
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the split as JSON (atomically)."""
-        data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        data = asdict(self)
         data["format"] = "pyrochar-split"
         atomic_write_text(Path(path), json.dumps(data, indent=1, sort_keys=True))
 
