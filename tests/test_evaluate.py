@@ -71,14 +71,17 @@ def test_tiny_end_to_end_writes_the_table_and_resumes(tiny_data, tmp_path):
     assert md.count("**") == 2 * 3  # one best per column (2 splits + mean)
     assert "t(" in md and report["t_test"]["df"] == sum(report["n_test"].values()) - 1
     assert all(np.isfinite(v) for m in table["mean_nll"].values() for v in m.values())
-    assert len(logs) == 8  # 4 models x 2 splits trained
+    # the default grid: 1 setting for full-ns and bpl, 2 for hlstm and baseline; 2 splits
+    assert len(logs) == (1 + 2 + 2 + 1) * 2
+    grid = json.loads((tmp_path / "grid.json").read_text())
+    assert len(grid["hlstm"]["validation_nll"]) == 2 and len(grid["full-ns"]["validation_nll"]) == 1
 
     # a second call reuses every finished run: nothing is trained again
     logs2 = []
     again = evaluate(tiny_data, _cfg(), tmp_path, log=logs2.append, progress=False)
     assert again["mean_nll"] == report["mean_nll"]
     done = list(tmp_path.glob("runs/*/*/*/done.json"))
-    assert len(done) == 8
+    assert len(done) == 12
 
 
 def test_hyperparameters_are_chosen_by_mean_validation_loss(tiny_data, tmp_path):
