@@ -6,9 +6,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
-from pyrochar.checkpoint import load_checkpoint, save_checkpoint
 from pyrochar.distributions import gmm_from_raw
-from pyrochar.handlers import temperature
 from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import MODELS, BaselineConfig, BaselineLSTM, build_model
 from pyrochar.models.batch import CharacterBatch
@@ -79,19 +77,6 @@ def test_trace_has_exactly_the_documented_sites(greek_source):
     assert all(tr.nodes[n]["is_observed"] for n in names)
 
 
-def test_fast_path_equals_per_step_model(greek_source):
-    m = tiny()
-    batch = strokes_only(greek_source.batch(MIXED))
-    with torch.no_grad():
-        fast, fast_parts = log_likelihood(m, batch)
-        slow, slow_parts = log_likelihood_per_step(m, batch)
-    assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
-    for k in fast_parts:
-        assert torch.allclose(fast_parts[k], slow_parts[k], atol=1e-4, rtol=0), k
-        assert (fast_parts[k] != 0).all(), k  # every site type is scored
-    assert torch.allclose(sum(fast_parts.values()), fast, atol=1e-4)
-
-
 def test_fast_path_equals_per_step_model_on_multi_stroke_drawings():
     m = tiny()
     batch = CharacterBatch.from_control_points(random_drawings(0, 6))
@@ -156,32 +141,6 @@ def test_sequence_layout():
     assert seq["first"][0].tolist() == [0, 3]
 
 
-def test_padding_values_do_not_change_the_nll(greek_source):
-    m = tiny()
-    batch = strokes_only(greek_source.batch(MIXED))
-    with torch.no_grad():
-        ref, _ = log_likelihood(m, batch)
-        padded = CharacterBatch(
-            torch.where(batch.stroke_mask.unsqueeze(-1), batch.starts, torch.tensor(1e3)),
-            torch.where(batch.step_mask.unsqueeze(-1), batch.offsets, torch.tensor(-1e3)),
-            batch.n_offsets,
-            batch.n_strokes,
-        )
-        got, _ = log_likelihood(m, padded)
-        got_slow, _ = log_likelihood_per_step(m, padded)
-    assert torch.allclose(ref, got, atol=1e-5)
-    assert torch.allclose(ref, got_slow, atol=1e-4)
-
-
-def test_batch_equals_one_by_one(greek_source):
-    m = tiny()
-    batch = strokes_only(greek_source.batch(MIXED))
-    with torch.no_grad():
-        together, _ = log_likelihood(m, batch)
-        alone = torch.stack([log_likelihood(m, batch[[k]])[0][0] for k in range(len(MIXED))])
-    assert torch.allclose(together, alone, atol=1e-4)
-
-
 def test_later_strokes_do_not_change_earlier_sites():
     m = tiny()
     rng = np.random.default_rng(2)
@@ -219,55 +178,6 @@ def test_sample_then_score_round_trip():
         slow, _ = log_likelihood_per_step(m, samples)
     assert torch.isfinite(ll).all()
     assert torch.allclose(ll, slow, atol=1e-3, rtol=1e-5)
-
-
-def test_sample_values_are_those_of_the_trace():
-    m = tiny()
-    pyro.set_rng_seed(3)
-    with torch.no_grad():
-        tr = poutine.trace(m.model).get_trace(batch_size=4)
-    out = tr.nodes["_RETURN"]["value"]
-    assert out.n_strokes.max() >= 2
-    for k in range(4):
-        for i in range(int(out.n_strokes[k])):
-            assert torch.equal(out.starts[k, i], tr.nodes[f"loc_{i}"]["value"][k])
-            for t in range(int(out.n_offsets[k, i])):
-                assert torch.equal(out.offsets[k, i, t], tr.nodes[f"offset_{i}_{t}"]["value"][k])
-
-
-def test_lower_temperature_lowers_the_spread():
-    m = tiny()
-
-    def spread(t):
-        pyro.set_rng_seed(0)
-        with temperature(temperature=t), torch.no_grad():
-            tr = poutine.trace(m.model).get_trace(batch_size=400)
-        return tr.nodes["loc_0"]["value"].std(0).mean(), tr.nodes["offset_0_0"]["value"].std(0).mean()
-
-    (loc_cold, off_cold), (loc_warm, off_warm) = spread(0.3), spread(1.0)
-    assert loc_cold < loc_warm and off_cold < off_warm
-
-
-def test_temperature_leaves_observed_sites_alone(greek_source):
-    m = tiny()
-    batch = strokes_only(greek_source.batch(MIXED[3:6]))
-    conditioned = poutine.condition(m.model, data=batch.condition_dict())
-    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
-    with torch.no_grad():
-        a = poutine.trace(conditioned).get_trace(batch_size=3, **caps).log_prob_sum()
-        tempered = temperature(conditioned, temperature=0.3)
-        b = poutine.trace(tempered).get_trace(batch_size=3, **caps).log_prob_sum()
-    assert torch.allclose(a, b)
-
-
-def test_checkpoint_round_trip_gives_identical_scores(tmp_path, greek_source):
-    m = tiny()
-    batch = strokes_only(greek_source.batch(MIXED[4:9]))
-    save_checkpoint(tmp_path / "m.pt", m)
-    loaded = load_checkpoint(tmp_path / "m.pt", expected_model="baseline")
-    assert isinstance(loaded, BaselineLSTM) and loaded.config == m.config
-    with torch.no_grad():
-        assert torch.equal(log_likelihood(m, batch)[0], log_likelihood(loaded, batch)[0])
 
 
 def test_small_model_overfits_a_few_characters(greek_source):

@@ -134,32 +134,6 @@ def test_fast_path_equals_per_step_model_with_the_default_sizes(greek_source, fi
     assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
 
 
-def test_padding_values_do_not_change_the_nll(greek_source):
-    m = random_model()
-    batch = strokes_only(greek_source.batch(range(10)))
-    with torch.no_grad():
-        ref, _ = log_likelihood(m, batch)
-        padded = CharacterBatch(
-            torch.where(batch.stroke_mask.unsqueeze(-1), batch.starts, torch.tensor(1e3)),
-            torch.where(batch.step_mask.unsqueeze(-1), batch.offsets, torch.tensor(-1e3)),
-            batch.n_offsets,
-            batch.n_strokes,
-        )
-        got, _ = log_likelihood(m, padded)
-        got_slow, _ = log_likelihood_per_step(m, padded)
-    assert torch.allclose(ref, got, atol=1e-5)
-    assert torch.allclose(ref, got_slow, atol=1e-4)
-
-
-def test_batch_equals_one_by_one(greek_source):
-    m = random_model()
-    batch = strokes_only(greek_source.batch(range(8)))
-    with torch.no_grad():
-        together, _ = log_likelihood(m, batch)
-        alone = torch.stack([log_likelihood(m, batch[[k]])[0][0] for k in range(8)])
-    assert torch.allclose(together, alone, atol=1e-4)
-
-
 def test_strokes_are_independent_of_each_other(greek_source):
     """The defining simplification: a stroke's score does not depend on the others."""
     m = random_model()
@@ -212,18 +186,6 @@ def test_caps_bound_the_samples():
     assert (samples.n_strokes == 3).all() and (samples.n_offsets == 4).all()
 
 
-def test_sample_values_are_those_of_the_trace():
-    m = random_model()
-    pyro.set_rng_seed(3)
-    tr = poutine.trace(m.model).get_trace(batch_size=6)
-    out = tr.nodes["_RETURN"]["value"]
-    for k in range(6):
-        for i in range(int(out.n_strokes[k])):
-            assert torch.equal(out.starts[k, i], tr.nodes[f"loc_{i}"]["value"][k])
-            for t in range(int(out.n_offsets[k, i])):
-                assert torch.equal(out.offsets[k, i, t], tr.nodes[f"offset_{i}_{t}"]["value"][k])
-
-
 def test_sampled_characters_render_and_fit_the_json_format(fitted, tmp_path):
     from pyrochar.data.drawing import Drawing
     from pyrochar.data.jsonio import read_drawings_json, write_drawings_json
@@ -260,18 +222,6 @@ def test_lower_temperature_lowers_the_spread(fitted):
 
     for site in ("loc_0", "offset_0_0"):
         assert spread(0.3, site) < spread(1.0, site)
-
-
-def test_temperature_leaves_observed_sites_alone(greek_source):
-    m = random_model()
-    batch = strokes_only(greek_source.batch(range(3)))
-    conditioned = poutine.condition(m.model, data=batch.condition_dict())
-    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
-    with torch.no_grad():
-        a = poutine.trace(conditioned).get_trace(batch_size=3, **caps).log_prob_sum()
-        tempered = temperature(conditioned, temperature=0.3)
-        b = poutine.trace(tempered).get_trace(batch_size=3, **caps).log_prob_sum()
-    assert torch.allclose(a, b)
 
 
 def test_completion_keeps_the_observed_strokes(greek_source):

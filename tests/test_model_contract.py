@@ -1,0 +1,125 @@
+"""The contract every model fulfils (pyrochar/models/base.py), checked for all four.
+
+Model-specific behaviour (architecture, pen decomposition, EM fit, ...) is tested
+in each model's own file; what every model must do alike is tested once here.
+"""
+
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+from conftest import TINY_FULL_NS
+
+from pyrochar.checkpoint import load_checkpoint, save_checkpoint
+from pyrochar.handlers import temperature
+from pyrochar.infer import log_likelihood, log_likelihood_per_step
+from pyrochar.models import build_model
+from pyrochar.models.batch import CharacterBatch
+
+TINY = {
+    "full-ns": TINY_FULL_NS,
+    "hlstm": dict(n_components=3, char_hidden=16, char_layers=2, encoder_hidden=8, location_hidden=16,
+                  termination_hidden=8, stroke_hidden=16, start_embed=8, max_strokes=4, max_steps=8),
+    "baseline": dict(n_components=3, hidden=16, layers=2, max_strokes=4, max_steps=8),
+    "bpl": dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slots=4, char_end_slots=2),
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(params=sorted(TINY))
+def model(request):
+    torch.manual_seed(0)
+    return build_model(request.param, TINY[request.param]).eval()
+
+
+def _batch(model, greek_source, index):
+    """Drawings of greek_source (several and single strokes alternate), with canvases
+    only for the models that read them."""
+    b = greek_source.batch(index)
+    return b if model.uses_canvases else CharacterBatch(b.starts, b.offsets, b.n_offsets, b.n_strokes)
+
+
+def test_fast_path_equals_per_step_model(model, greek_source):
+    batch = _batch(model, greek_source, range(12))
+    with torch.no_grad():
+        fast, fast_parts = log_likelihood(model, batch)
+        slow, slow_parts = log_likelihood_per_step(model, batch)
+    assert torch.allclose(fast, slow, atol=1e-4, rtol=0)
+    for k in fast_parts:
+        assert torch.allclose(fast_parts[k], slow_parts[k], atol=1e-4, rtol=0), k
+    assert torch.allclose(sum(fast_parts.values()), fast, atol=1e-4)
+
+
+def test_padding_values_do_not_change_the_nll(model, greek_source):
+    batch = _batch(model, greek_source, range(10))
+    with torch.no_grad():
+        ref, _ = log_likelihood(model, batch)
+        padded = CharacterBatch(
+            torch.where(batch.stroke_mask.unsqueeze(-1), batch.starts, torch.tensor(1e3)),
+            torch.where(batch.step_mask.unsqueeze(-1), batch.offsets, torch.tensor(-1e3)),
+            batch.n_offsets,
+            batch.n_strokes,
+            batch.canvases,
+        )
+        got, _ = log_likelihood(model, padded)
+        got_slow, _ = log_likelihood_per_step(model, padded)
+    assert torch.allclose(ref, got, atol=1e-5)
+    assert torch.allclose(ref, got_slow, atol=1e-4)
+
+
+def test_batch_equals_one_by_one(model, greek_source):
+    batch = _batch(model, greek_source, range(8))
+    with torch.no_grad():
+        together, _ = log_likelihood(model, batch)
+        alone = torch.stack([log_likelihood(model, batch[[k]])[0][0] for k in range(8)])
+    assert torch.allclose(together, alone, atol=1e-4)
+
+
+def test_sample_values_are_those_of_the_trace(model):
+    pyro.set_rng_seed(3)
+    with torch.no_grad():
+        tr = poutine.trace(model.model).get_trace(batch_size=4)
+    out = tr.nodes["_RETURN"]["value"]
+    for k in range(4):
+        for i in range(int(out.n_strokes[k])):
+            assert torch.equal(out.starts[k, i], tr.nodes[f"loc_{i}"]["value"][k])
+            for t in range(int(out.n_offsets[k, i])):
+                assert torch.equal(out.offsets[k, i, t], tr.nodes[f"offset_{i}_{t}"]["value"][k])
+
+
+def test_temperature_leaves_observed_sites_alone(model, greek_source):
+    batch = _batch(model, greek_source, range(3))
+    conditioned = poutine.condition(model.model, data=batch.condition_dict())
+    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
+    with torch.no_grad():
+        a = poutine.trace(conditioned).get_trace(batch_size=3, **caps).log_prob_sum()
+        tempered = temperature(conditioned, temperature=0.3)
+        b = poutine.trace(tempered).get_trace(batch_size=3, **caps).log_prob_sum()
+    assert torch.allclose(a, b)
+
+
+def test_lower_temperature_lowers_the_spread(model):
+    def spread(t):
+        pyro.set_rng_seed(0)
+        with temperature(temperature=t), torch.no_grad():
+            tr = poutine.trace(model.model).get_trace(batch_size=400)
+        return tr.nodes["loc_0"]["value"].std(0).mean(), tr.nodes["offset_0_0"]["value"].std(0).mean()
+
+    (loc_cold, off_cold), (loc_warm, off_warm) = spread(0.3), spread(1.0)
+    assert loc_cold < loc_warm and off_cold < off_warm
+
+
+def test_checkpoint_round_trip_gives_identical_scores(model, greek_source, tmp_path):
+    batch = _batch(model, greek_source, range(5))
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded = load_checkpoint(tmp_path / "m.pt", expected_model=model.name)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(log_likelihood(model, batch)[0], log_likelihood(loaded, batch)[0])
