@@ -41,7 +41,7 @@ from ..distributions import BivariateGMM, MaskedSteps, gmm_from_raw
 from ..geometry import controls_from_start_offsets
 from .base import CharacterModel
 from .batch import CharacterBatch, char_end_site, loc_site, offset_site, stroke_end_site
-from .hlstm import LSTMState, collect_strokes
+from .hlstm import LSTMState
 
 PEN_CONTINUE, PEN_STROKE_END, PEN_DRAWING_END = 0, 1, 2
 
@@ -165,7 +165,7 @@ class BaselineLSTM(CharacterModel):
                 alive = alive & (ends == 0)
                 if not alive.any():
                     break
-        return collect_strokes(starts, strokes)
+        return CharacterBatch.from_samples(starts, strokes)
 
     def _sample_stroke(self, i, inp, state, alive, max_steps):
         """The offsets of stroke i and their pen decisions, one step at a time.

@@ -161,6 +161,33 @@ class CharacterBatch:
             [[stroke_to_start_offsets(cp) for cp in d] for d in drawings], dtype=dtype
         )
 
+    @classmethod
+    def from_samples(cls, starts, strokes, canvases=None) -> CharacterBatch:
+        """What a per-step ``model`` drew, stroke by stroke -> a padded batch.
+
+        starts: list over strokes of (B, 2); strokes: list of (offsets (B, T_i, 2),
+        n_offsets (B,)), where a stroke with no offset is one the character did not
+        draw (it had ended); canvases: optional list of (B, 28, 28), the blank canvas
+        then one per stroke. Values drawn after a character or stroke ended (masked
+        sites) are zeroed.
+        """
+        t_max = max(o.shape[1] for o, _ in strokes)
+        offsets = torch.stack(
+            [torch.nn.functional.pad(o, (0, 0, 0, t_max - o.shape[1])) for o, _ in strokes], 1
+        )  # (B, S, T, 2)
+        n_offsets = torch.stack([n for _, n in strokes], 1)  # (B, S)
+        n_strokes = (n_offsets > 0).sum(1)  # (B,)
+        device = offsets.device
+        live = torch.arange(len(starts), device=device) < n_strokes.unsqueeze(-1)  # (B, S)
+        real = torch.arange(t_max, device=device) < n_offsets.unsqueeze(-1)  # (B, S, T)
+        return cls(
+            torch.stack(starts, 1) * live.unsqueeze(-1),
+            offsets * real.unsqueeze(-1),
+            n_offsets,
+            n_strokes,
+            None if canvases is None else torch.stack(canvases, 1),
+        )
+
     # ----------------------------------------------------------- conditioning
     def condition_dict(self) -> dict[str, torch.Tensor]:
         """Observed values for every per-step site of the batch (padded, finite)."""

@@ -211,7 +211,7 @@ class BPLPrior(CharacterModel):
                 alive = alive & (ends == 0)
                 if not alive.any():
                     break
-        return _padded_batch(starts, strokes)
+        return CharacterBatch.from_samples(starts, strokes)
 
     # ------------------------------------------------- the fast, teacher-forced path
     def teacher_forced_distributions(self, batch: CharacterBatch):
@@ -286,25 +286,6 @@ class BPLPrior(CharacterModel):
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def _padded_batch(starts, strokes) -> CharacterBatch:
-    """Per-stroke samples of ``model`` -> a padded CharacterBatch (values after the end zeroed)."""
-    steps = max(o.shape[1] for o, _ in strokes)
-    offsets = torch.stack(
-        [torch.nn.functional.pad(o, (0, 0, 0, steps - o.shape[1])) for o, _ in strokes], 1
-    )  # (B, S, T, 2)
-    n_offsets = torch.stack([n for _, n in strokes], 1)  # (B, S); 0 after the character ended
-    n_strokes = (n_offsets > 0).sum(1)
-    device = offsets.device
-    real_stroke = torch.arange(len(starts), device=device) < n_strokes.unsqueeze(-1)
-    real_step = torch.arange(steps, device=device) < n_offsets.unsqueeze(-1)
-    return CharacterBatch(
-        torch.stack(starts, 1) * real_stroke.unsqueeze(-1),
-        offsets * real_step.unsqueeze(-1),
-        n_offsets,
-        n_strokes,
-    )
 
 
 @contextmanager

@@ -177,7 +177,7 @@ class GenerateCharacter(CharacterModel):
                 alive = alive & (ends == 0)
                 if not alive.any():
                     break
-        return _collect(starts, strokes, canvases)
+        return CharacterBatch.from_samples(starts, strokes, canvases)
 
     def _sample_stroke(self, i, canvas, start, alive, max_steps):
         """Offsets of stroke i, one step at a time. Returns offsets (B, T, 2), counts (B,)."""
@@ -253,18 +253,3 @@ def _previous_end_points(batch: CharacterBatch, s: StrokeBatch) -> torch.Tensor:
     b, n_strokes = batch.stroke_mask.shape
     table = ends.new_zeros(b, n_strokes + 1, 2).index_put((s.drawing, s.index + 1), ends)
     return table[s.drawing, s.index]
-
-
-def _collect(starts, strokes, canvases) -> CharacterBatch:
-    """Per-stroke samples of ``model`` -> a padded CharacterBatch."""
-    t_max = max(o.shape[1] for o, _ in strokes)
-    offsets = torch.stack(
-        [torch.nn.functional.pad(o, (0, 0, 0, t_max - o.shape[1])) for o, _ in strokes], 1
-    )  # (B, S, T, 2)
-    n_offsets = torch.stack([n for _, n in strokes], 1)  # (B, S)
-    n_strokes = (n_offsets > 0).sum(1)
-    # zero the values drawn for strokes after the character's end (they were masked)
-    live = (torch.arange(len(starts), device=offsets.device) < n_strokes.unsqueeze(-1))
-    starts_t = torch.stack(starts, 1) * live.unsqueeze(-1)
-    offsets = offsets * (torch.arange(t_max, device=offsets.device) < n_offsets.unsqueeze(-1)).unsqueeze(-1)
-    return CharacterBatch(starts_t, offsets, n_offsets, n_strokes, torch.stack(canvases, 1))

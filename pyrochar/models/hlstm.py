@@ -176,7 +176,7 @@ class HierarchicalLSTM(CharacterModel):
                 alive = alive & (ends == 0)
                 if not alive.any():
                     break
-        return collect_strokes(starts, strokes)
+        return CharacterBatch.from_samples(starts, strokes)
 
     def _sample_stroke(self, i, h, start, alive, max_steps):
         """Offsets of stroke i, one step at a time. Returns offsets (B, T, 2), counts (B,)."""
@@ -234,27 +234,3 @@ class HierarchicalLSTM(CharacterModel):
             "char_end": (self.termination_distribution(h_after), s.char_ends),
         }
         return s.drawing, sites
-
-
-def collect_strokes(starts, strokes) -> CharacterBatch:
-    """Per-stroke samples of a per-step ``model`` -> a padded CharacterBatch (no canvases).
-
-    starts: list of (B, 2); strokes: list of (offsets (B, T_i, 2), n_offsets (B,)).
-    A stroke with no offset is one the character did not draw (it had ended).
-    """
-    t_max = max(o.shape[1] for o, _ in strokes)
-    offsets = torch.stack(
-        [nn.functional.pad(o, (0, 0, 0, t_max - o.shape[1])) for o, _ in strokes], 1
-    )  # (B, S, T, 2)
-    n_offsets = torch.stack([n for _, n in strokes], 1)  # (B, S)
-    n_strokes = (n_offsets > 0).sum(1)
-    # zero the values drawn for strokes after the character's end (they were masked)
-    device = offsets.device
-    live = torch.arange(len(starts), device=device) < n_strokes.unsqueeze(-1)  # (B, S)
-    real = torch.arange(t_max, device=device) < n_offsets.unsqueeze(-1)  # (B, S, T)
-    return CharacterBatch(
-        torch.stack(starts, 1) * live.unsqueeze(-1),
-        offsets * real.unsqueeze(-1),
-        n_offsets,
-        n_strokes,
-    )
