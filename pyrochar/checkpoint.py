@@ -8,6 +8,7 @@ It holds the model's name and config, so it rebuilds the right model by itself.
 from __future__ import annotations
 
 import os
+import pickle
 from importlib import resources
 from pathlib import Path
 
@@ -52,9 +53,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if isinstance(e, pickle.UnpicklingError):
+            # torch's own message suggests weights_only=False: never do that here
+            why = "not a torch file of plain tensors and numbers"
+        else:
+            why = f"{type(e).__name__}: {str(e)[:200]}"
         raise CheckpointError(
-            f"{path} is not a readable pyrochar checkpoint ({type(e).__name__}: {str(e)[:200]}); "
-            "it may be truncated or corrupted: retrain or re-download it"
+            f"{path} is not a readable pyrochar checkpoint ({why}); it may be truncated or "
+            "corrupted, or not a checkpoint at all: retrain or re-download it"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a pyrochar checkpoint (no '{FORMAT}' marker)")
