@@ -162,6 +162,41 @@ class MaskedSteps(TorchDistribution):
         return MaskedSteps(base, self.step_mask.expand(batch_shape + (steps,)))
 
 
+class RowSubset(TorchDistribution):
+    """A distribution computed for some rows of a batch, standing for the whole batch.
+
+    ``base`` has batch shape (n,) for the rows ``rows`` (n,) of a batch of size B.
+    The other rows (finished characters, whose sites are masked anyway) score 0 and
+    sample zeros. The per-step models use it so that their networks run on the
+    characters still being drawn only.
+    """
+
+    arg_constraints = {}
+
+    def __init__(self, base: TorchDistribution, rows: torch.Tensor, batch_size: int):
+        self.base, self.rows, self.size = base, rows, int(batch_size)
+        super().__init__(torch.Size([self.size]), base.event_shape, validate_args=False)
+
+    @property
+    def support(self):
+        return self.base.support
+
+    def log_prob(self, value):
+        lp = self.base.log_prob(value[self.rows])  # (n,)
+        return lp.new_zeros(self.size).index_put((self.rows,), lp)
+
+    def expand(self, batch_shape, _instance=None):
+        if torch.Size(batch_shape) == self.batch_shape:
+            return self  # the plate's broadcast: nothing to do
+        return super().expand(batch_shape, _instance)
+
+    def sample(self, sample_shape=torch.Size()):
+        if sample_shape:
+            raise NotImplementedError("RowSubset samples one value per row")
+        x = self.base.sample()  # (n, *event)
+        return x.new_zeros((self.size,) + x.shape[1:]).index_put((self.rows,), x)
+
+
 def temper(fn, temperature: float):
     """Return ``fn`` at sampling temperature T (Ha & Eck 2018, eq. 8).
 
@@ -178,6 +213,8 @@ def temper(fn, temperature: float):
         return Independent(temper(fn.base_dist, t), fn.reinterpreted_batch_ndims)
     if isinstance(fn, MaskedSteps):
         return MaskedSteps(temper(fn.base, t), fn.step_mask)
+    if isinstance(fn, RowSubset):
+        return RowSubset(temper(fn.base, t), fn.rows, fn.size)
     if isinstance(fn, BivariateGMM):
         return fn.tempered(t)
     if isinstance(fn, Bernoulli):

@@ -88,3 +88,22 @@ def test_masked_steps_ignores_padding_even_if_nonfinite():
     assert torch.allclose(lp[0], expected)
     lp.sum().backward()
 
+
+
+def test_row_subset_scores_and_samples_only_its_rows():
+    from pyrochar.distributions import RowSubset
+
+    torch.manual_seed(0)
+    g = gmm_from_raw(torch.randn(2, 6 * 3), 3)
+    rows = torch.tensor([1, 3])
+    d = RowSubset(g, rows, 4)
+    assert d.batch_shape == (4,) and d.event_shape == (2,)
+    x = torch.randn(4, 2)
+    lp = d.log_prob(x)
+    assert torch.equal(lp[[0, 2]], torch.zeros(2))
+    assert torch.allclose(lp[rows], g.log_prob(x[rows]))
+    s = d.sample()
+    assert s.shape == (4, 2) and torch.equal(s[[0, 2]], torch.zeros(2, 2))
+    assert d.expand((4,)) is d
+    t = temper(d.mask(torch.ones(4, dtype=torch.bool)), 0.25)
+    assert torch.allclose(t.base_dist.base.scale, g.scale * 0.5)

@@ -24,7 +24,7 @@ import torch
 from pyro.distributions import Bernoulli
 
 from .. import render
-from ..distributions import MaskedSteps, gmm_from_raw
+from ..distributions import MaskedSteps, RowSubset, gmm_from_raw
 from ..geometry import controls_from_start_offsets, stroke_end_points
 from ..nets.location import LocationNet
 from ..nets.stroke import StrokeNet
@@ -157,19 +157,24 @@ class GenerateCharacter(CharacterModel):
         starts, strokes, canvases = [], [], [canvas]
         with pyro.plate("characters", b):
             for i in range(max_strokes):
+                # The networks run on the characters still being drawn (`rows`) only;
+                # RowSubset gives the finished ones a 0 log-prob (masked anyway).
+                rows = alive.nonzero().squeeze(-1)  # (n,)
                 start = pyro.sample(
-                    loc_site(i), self.location_distribution(canvas, prev_end).mask(alive)
+                    loc_site(i),
+                    RowSubset(self.location_distribution(canvas[rows], prev_end[rows]), rows, b)
+                    .mask(alive),
                 )
-                offsets, n_offsets = self._sample_stroke(i, canvas, start, alive, max_steps)
+                offsets, n_offsets = self._sample_stroke(i, canvas, start, alive, rows, max_steps)
                 controls = controls_from_start_offsets(start, offsets, n_offsets)
-                canvas = torch.where(
-                    alive[:, None, None],
-                    render.add_strokes_to_canvas(canvas, controls, n_offsets + 1),
-                    canvas,
+                canvas = canvas.index_put(
+                    (rows,),
+                    render.add_strokes_to_canvas(canvas[rows], controls[rows], n_offsets[rows] + 1),
                 )
                 prev_end = stroke_end_points(controls, n_offsets + 1)
                 ends = pyro.sample(
-                    char_end_site(i), self.termination_distribution(canvas).mask(alive)
+                    char_end_site(i),
+                    RowSubset(self.termination_distribution(canvas[rows]), rows, b).mask(alive),
                 )
                 starts.append(start)
                 strokes.append((offsets, n_offsets))
@@ -179,18 +184,20 @@ class GenerateCharacter(CharacterModel):
                     break
         return CharacterBatch.from_samples(starts, strokes, canvases)
 
-    def _sample_stroke(self, i, canvas, start, alive, max_steps):
-        """Offsets of stroke i, one step at a time. Returns offsets (B, T, 2), counts (B,)."""
+    def _sample_stroke(self, i, canvas, start, alive, rows, max_steps):
+        """Offsets of stroke i, one step at a time, computed for ``rows`` (the characters
+        still being drawn). Returns offsets (B, T, 2) and counts (B,)."""
+        b = start.shape[0]
         prior = self.stroke_prior()
-        state = prior.begin(canvas, start)
+        state = prior.begin(canvas[rows], start[rows])
         drawing = alive.clone()  # True while the stroke goes on
         prev = torch.zeros_like(start)
-        n_offsets = torch.zeros(start.shape[0], dtype=torch.long, device=start.device)
+        n_offsets = torch.zeros(b, dtype=torch.long, device=start.device)
         offsets = []
         for t in range(max_steps):
-            offset_dist, end_dist, state = prior.step(state, prev)
-            prev = pyro.sample(offset_site(i, t), offset_dist.mask(drawing))
-            ends = pyro.sample(stroke_end_site(i, t), end_dist.mask(drawing))
+            offset_dist, end_dist, state = prior.step(state, prev[rows])
+            prev = pyro.sample(offset_site(i, t), RowSubset(offset_dist, rows, b).mask(drawing))
+            ends = pyro.sample(stroke_end_site(i, t), RowSubset(end_dist, rows, b).mask(drawing))
             offsets.append(prev)
             n_offsets = n_offsets + drawing.long()
             drawing = drawing & (ends == 0)
