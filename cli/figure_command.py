@@ -102,7 +102,7 @@ def figures(model_list, checkpoints, source, spec, split_file, n, n_novelty, gri
     import torch
 
     from pyrochar.data.prepare import prepare_dataset
-    from pyrochar.data.splits import Split, make_split
+    from pyrochar.data.splits import Split
     from pyrochar.figures import make_figures
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -118,14 +118,7 @@ def figures(model_list, checkpoints, source, spec, split_file, n, n_novelty, gri
 
     ds = prepare_dataset(resolve_source(source), progress=True)
     report_skipped(ds.skipped)
-    keys = ds.character_keys()
-    if split_file:
-        sp = Split.from_json(split_file)
-    else:
-        subset = ds.meta["subset"]
-        bg = [k for k, s in zip(keys, subset, strict=True) if s != "evaluation"]
-        ev = [k for k, s in zip(keys, subset, strict=True) if s == "evaluation"]
-        sp = make_split(spec, bg, evaluation_characters=ev)
+    sp = Split.from_json(split_file) if split_file else ds.split(spec)
     train = ds.select_characters(sp.train)
     held_part = "test" if sp.test else "validation"
     heldout = ds.select_characters(getattr(sp, held_part))

@@ -83,7 +83,7 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     from pyrochar.batching import BatchSource
     from pyrochar.checkpoint import load_checkpoint
     from pyrochar.data.prepare import prepare_dataset
-    from pyrochar.data.splits import Split, make_split
+    from pyrochar.data.splits import Split
     from pyrochar.infer import score
     from pyrochar.models import build_model
     from pyrochar.train import TrainConfig, seed_everything
@@ -92,14 +92,10 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     _check_device(device)
     ds = prepare_dataset(resolve_source(source), progress=True)
     report_skipped(ds.skipped)
-    keys = ds.character_keys()
     if split_file:
         sp = Split.from_json(split_file)
     else:
-        bg = [k for k, s in zip(keys, ds.meta["subset"], strict=True) if s != "evaluation"]
-        ev = [k for k, s in zip(keys, ds.meta["subset"], strict=True) if s == "evaluation"]
-        sp = make_split(spec, bg, evaluation_characters=ev,
-                        holdout_alphabets=parse_alphabets(holdout_alphabets))
+        sp = ds.split(spec, parse_alphabets(holdout_alphabets))
     out.mkdir(parents=True, exist_ok=True)
     sp.to_json(out / "split.json")
     seed_everything(seed)

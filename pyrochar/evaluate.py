@@ -33,7 +33,7 @@ from .batching import BatchSource
 from .calibration import trivial_model_nll
 from .checkpoint import load_checkpoint
 from .data.prepare import PreparedDataset
-from .data.splits import Split, make_split
+from .data.splits import Split
 from .errors import PyrocharError
 from .infer import score
 from .models import build_model
@@ -84,14 +84,6 @@ def _split_specs(cfg: EvalConfig) -> list[str]:
     if cfg.task not in ("alphabet", "character"):
         raise PyrocharError(f"unknown task {cfg.task!r}: use alphabet, character or holdout")
     return [f"{cfg.task}:{k}" for k in cfg.splits]
-
-
-def _make_split(ds: PreparedDataset, spec: str, cfg: EvalConfig) -> Split:
-    keys = ds.character_keys()
-    subset = ds.meta["subset"]
-    bg = [k for k, s in zip(keys, subset, strict=True) if s != "evaluation"]
-    ev = [k for k, s in zip(keys, subset, strict=True) if s == "evaluation"]
-    return make_split(spec, bg, evaluation_characters=ev, holdout_alphabets=cfg.holdout_alphabets)
 
 
 def run_one(
@@ -147,7 +139,7 @@ def evaluate(
     """Run the whole evaluation; write table.md/.csv/.json and grid.json into ``out``."""
     out = Path(out)
     specs = _split_specs(cfg)
-    splits = {spec: _make_split(ds, spec, cfg) for spec in specs}
+    splits = {spec: ds.split(spec, cfg.holdout_alphabets) for spec in specs}
     if isinstance(cfg.grid, dict):
         grids = {**SMALL_GRIDS, **cfg.grid}
     elif cfg.grid in ("small", "full"):

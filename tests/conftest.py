@@ -50,6 +50,15 @@ TINY_FULL_NS = dict(
 )
 
 
+TINY_HLSTM = dict(
+    n_components=3, char_hidden=16, char_layers=2, encoder_hidden=8, location_hidden=16,
+    termination_hidden=8, stroke_hidden=16, start_embed=8, max_strokes=4, max_steps=8,
+)
+TINY_BASELINE = dict(n_components=3, hidden=16, layers=2, max_strokes=4, max_steps=8)
+TINY_BPL = dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slots=4, char_end_slots=2)
+TINY = {"full-ns": TINY_FULL_NS, "hlstm": TINY_HLSTM, "baseline": TINY_BASELINE, "bpl": TINY_BPL}
+
+
 @pytest.fixture(scope="session")
 def shared_prepared(omniglot_root, tmp_path_factory):
     """The 6 shared alphabets as minimal splines (cached for the session)."""
@@ -86,10 +95,24 @@ def small_omniglot(omniglot_root, tmp_path_factory):
     return root.parent
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _pyro_validation():
-    """Pyro's argument and support checks are on in tests (off in training and sampling)."""
+    """Pyro's argument and support checks are on in every test (the CLI and training
+    turn them off, so they are turned on again before each test)."""
     import pyro
 
     pyro.enable_validation(True)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test. Tiny tensors gain nothing from a thread pool
+    (on a busy 2-core machine it only waits), and bit-exact comparisons need it: with
+    several threads a loaded machine can split reductions differently."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

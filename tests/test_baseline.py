@@ -1,10 +1,10 @@
 """The Baseline LSTM (Sketch-RNN decoder) behind the Full NS contract."""
 
 import numpy as np
-import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
+from conftest import TINY_BASELINE
 
 from pyrochar.distributions import gmm_from_raw
 from pyrochar.infer import log_likelihood, log_likelihood_per_step
@@ -13,21 +13,11 @@ from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch
 from pyrochar.splines import stroke_to_start_offsets
 
-TINY_BASELINE = dict(n_components=3, hidden=16, layers=2, max_strokes=4, max_steps=8)
 # Greek drawings with 1 to 3 strokes (the first ten of greek_source have one stroke each)
 MIXED = list(range(10, 24))
 
 
-@pytest.fixture(autouse=True)
-def _validation_one_thread():
-    # tiny tensors: a thread pool only adds overhead (and waits on busy cores)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny(**kw) -> BaselineLSTM:
     torch.manual_seed(0)

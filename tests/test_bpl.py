@@ -9,6 +9,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import TINY_BPL
 
 from pyrochar.batching import BatchSource
 from pyrochar.calibration import trivial_model_nll
@@ -22,24 +23,10 @@ from pyrochar.models.batch import CharacterBatch, site_type
 from pyrochar.sampling import sample_batch, sample_characters
 
 # few slots, so that indices beyond them (sharing the last slot) occur in the data
-SMALL = dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slots=4, char_end_slots=2)
+SMALL = TINY_BPL
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small tensors: extra intra-op threads only wait for a busy core (2-core machines)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _validation():
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def random_model(**kw) -> BPLPrior:
     """An untrained prior whose slots all differ (random raw GMMs and hazard logits)."""

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from conftest import TINY_FULL_NS
 from scipy import stats
 
@@ -22,13 +21,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def tiny_data(shared_prepared):

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pyro
 import pytest
 import torch
 from click.testing import CliRunner
@@ -30,15 +29,7 @@ DRAWING = [np.array([[-0.6, 0.4], [-0.1, 0.5], [0.4, 0.3]]),
            np.array([[0.0, -0.6], [0.1, -0.1], [0.0, 0.4], [0.2, 0.6]])]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors on busy cores: one intra-op thread (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    pyro.enable_validation(True)
-    yield
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny(name: str, data=None):
     torch.manual_seed(0)

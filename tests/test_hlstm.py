@@ -1,41 +1,20 @@
 """The Hierarchical LSTM behind the Full NS contract: sites, masks, fast path, sampling."""
 
-import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
+from conftest import TINY_HLSTM
 
 from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import MODELS, HierarchicalLSTM, HLSTMConfig, build_model
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch
 
-TINY_HLSTM = dict(
-    n_components=3,
-    char_hidden=16,
-    char_layers=2,
-    encoder_hidden=8,
-    location_hidden=16,
-    termination_hidden=8,
-    stroke_hidden=16,
-    start_embed=8,
-    max_strokes=4,
-    max_steps=8,
-)
 # Greek drawings with 1 to 3 strokes (the first ten of greek_source have one stroke each)
 MIXED = list(range(10, 24))
 
 
-@pytest.fixture(autouse=True)
-def _validation_one_thread():
-    # tiny tensors: a thread pool only adds overhead (and waits on busy cores)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny(**kw) -> HierarchicalLSTM:
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
-from conftest import TINY_FULL_NS
+from conftest import TINY
 
 from pyrochar.checkpoint import load_checkpoint, save_checkpoint
 from pyrochar.handlers import temperature
@@ -16,22 +16,7 @@ from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
 from pyrochar.models.batch import CharacterBatch
 
-TINY = {
-    "full-ns": TINY_FULL_NS,
-    "hlstm": dict(n_components=3, char_hidden=16, char_layers=2, encoder_hidden=8, location_hidden=16,
-                  termination_hidden=8, stroke_hidden=16, start_embed=8, max_strokes=4, max_steps=8),
-    "baseline": dict(n_components=3, hidden=16, layers=2, max_strokes=4, max_steps=8),
-    "bpl": dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slots=4, char_end_slots=2),
-}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(params=sorted(TINY))
 def model(request):

@@ -8,14 +8,11 @@ and every "character ends" decision, in the same units.
 import math
 
 import numpy as np
-import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
-from conftest import TINY_FULL_NS
+from conftest import TINY_BASELINE, TINY_FULL_NS, TINY_HLSTM
 from pyro.distributions import Bernoulli, MultivariateNormal
-from test_baseline import TINY_BASELINE
-from test_hlstm import TINY_HLSTM
 from torch import nn
 
 from pyrochar.distributions import BivariateGMM, gmm_from_raw
@@ -27,15 +24,7 @@ from pyrochar.models.batch import CharacterBatch
 TINY = {"full-ns": TINY_FULL_NS, "hlstm": TINY_HLSTM, "baseline": TINY_BASELINE}
 
 
-@pytest.fixture(autouse=True)
-def _validation_one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    pyro.enable_validation(True)
-    yield
-    pyro.enable_validation(False)
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny(name):
     torch.manual_seed(0)

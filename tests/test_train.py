@@ -46,16 +46,6 @@ def test_checkpoint_round_trip_gives_identical_scores(greek_source, tmp_path):
     assert back.config == m.config
 
 
-@pytest.fixture
-def one_thread():
-    """Bit-exact comparisons need one thread: with several, a loaded machine can change
-    how reductions are split between threads, and so the last bits of the results."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(greek_source, tmp_path, one_thread):
     full = tiny()
     train(full, greek_source, greek_source, _cfg(epochs=3), tmp_path / "full", progress=False, log=quiet)

@@ -30,7 +30,7 @@ from ..atomic import atomic_open
 from ..errors import PyrocharError
 from .drawing import Drawing
 from .omniglot import LoadResult, SkippedFile, load_omniglot
-from .splits import character_key
+from .splits import Split, character_key, make_split
 
 CACHE_VERSION = 1
 
@@ -113,6 +113,16 @@ class PreparedDataset:
         m = self.meta
         return np.array(
             [character_key(a, c) for a, c in zip(m["alphabet"], m["character"], strict=True)]
+        )
+
+    def split(self, spec: str, holdout_alphabets: Sequence[str] | None = None) -> Split:
+        """The split ``spec`` (``character:K``, ``alphabet:K``, ``holdout``, ``all``) of
+        this dataset's characters, background and evaluation sets kept apart."""
+        keys = self.character_keys()
+        evaluation = self.meta["subset"] == "evaluation"
+        return make_split(
+            spec, keys[~evaluation], evaluation_characters=keys[evaluation],
+            holdout_alphabets=holdout_alphabets,
         )
 
     def alphabets(self) -> list[str]:
