@@ -3,6 +3,7 @@
 Usage: python benchmarks/bench_model.py [--source PATH] [--device cpu|cuda]
                                         [--batches 6] [--batch-size 200] [--repeat 3]
                                         [--attention post|sat] [--skip-epoch] [--json]
+                                        [--no-malloc-tuning]
 
 On the drawings of PATH (default ../shared/omniglot), with the default Full NS
 config and length-grouped batches of 200 (the paper's size), measures:
@@ -16,7 +17,9 @@ config and length-grouped batches of 200 (the paper's size), measures:
   forward only and forward + backward;
 - an epoch over all drawings (training), in seconds.
 
-Prints the best of --repeat passes of each figure (the median too).
+Prints the best of --repeat passes of each figure (the median too). Like the
+``pyrochar`` command it first calls ``pyrochar.runtime.tune_allocator()``;
+``--no-malloc-tuning`` measures without it (glibc's default allocator settings).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pyrochar.batching import BatchSource  # noqa: E402
 from pyrochar.data.prepare import prepare_dataset  # noqa: E402
 from pyrochar.infer import log_likelihood  # noqa: E402
 from pyrochar.models import FullNSConfig, GenerateCharacter  # noqa: E402
+from pyrochar.runtime import tune_allocator  # noqa: E402
 from pyrochar.sampling import sample_batch  # noqa: E402
 
 
@@ -71,8 +75,10 @@ def main() -> None:
     ap.add_argument("--attention", choices=["post", "sat"], default="post")
     ap.add_argument("--skip-epoch", action="store_true", help="Do not time a whole epoch.")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-malloc-tuning", action="store_true", help="Keep glibc's defaults.")
     args = ap.parse_args()
     pyro.enable_validation(False)
+    malloc_tuned = False if args.no_malloc_tuning else tune_allocator()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -131,6 +137,7 @@ def main() -> None:
     if not args.skip_epoch:
         results["epoch_seconds"], _ = timed(epoch, 1, sync)
     results["attention"] = args.attention
+    results["malloc_tuned"] = malloc_tuned
     results["canvas_cache_seconds"] = canvas_s
     results["pyro_over_plain_train"] = results["train_plain"]["drawings_per_s"] / results["train_pyro"]["drawings_per_s"]
     results["pyro_over_plain_score"] = results["score_plain"]["drawings_per_s"] / results["score_pyro"]["drawings_per_s"]

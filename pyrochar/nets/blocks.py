@@ -2,7 +2,54 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+# The CNNs keep their feature maps in channels-last layout (N, H, W, C in memory):
+# oneDNN's convolutions run about twice as fast on this project's CPU in that
+# layout (benchmarks/bench_model.py). The layout changes no value.
+CHANNELS_LAST = torch.channels_last
+
+
+def as_image_batch(canvas: torch.Tensor) -> torch.Tensor:
+    """canvas (N, H, W) -> (N, 1, H, W) in the CNNs' channels-last layout."""
+    return canvas.unsqueeze(1).contiguous(memory_format=CHANNELS_LAST)
+
+
+def share_blank_canvases(net, canvas: torch.Tensor) -> torch.Tensor:
+    """``net(canvas)`` where the blank canvases of the batch share one pass.
+
+    canvas (N, H, W) -> net's output (N, ...). Every character's first stroke starts
+    on the blank canvas (43% of Omniglot's strokes), so a CNN reading the canvas
+    before each stroke would compute the same output again for each. Only for a
+    ``net`` whose output row depends on its own canvas alone: no batch statistics
+    (batch norm in training) and no dropout.
+    """
+    blank = ~canvas.flatten(1).any(1)  # (N,)
+    n_drawn = int((~blank).sum())
+    if canvas.shape[0] - n_drawn < 2:
+        return net(canvas)
+    drawn = (~blank).nonzero().squeeze(-1)  # (n,)
+    out = net(torch.cat([canvas[drawn], canvas.new_zeros(1, *canvas.shape[1:])]))  # (n + 1, ...)
+    source = torch.full_like(blank, n_drawn, dtype=torch.long)  # (N,) row of out to use
+    source[drawn] = torch.arange(n_drawn, device=canvas.device)
+    return out.index_select(0, source)
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` whose keep-mask on the CPU is drawn as ``uniform >= p``.
+
+    The same distribution as torch's dropout (each unit kept with probability
+    1 - p, kept units scaled by 1 / (1 - p)); torch's CPU kernel draws its mask with
+    ``bernoulli_``, which took 9% of a Full NS training step here, 3-4 times the
+    cost of ``rand``. On other devices it is ``nn.Dropout`` itself.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p in (0.0, 1.0) or x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand_like(x) >= self.p
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
 
 def conv_pool_block(c_in: int, c_out: int, activation: str, dropout: float, order: str) -> nn.Sequential:
@@ -26,4 +73,4 @@ def conv_pool_block(c_in: int, c_out: int, activation: str, dropout: float, orde
         layers = [conv, nn.MaxPool2d(2), act, nn.BatchNorm2d(c_out)]
     else:
         raise ValueError(f"order must be 'bn_act' or 'act_bn', got {order!r}")
-    return nn.Sequential(*layers, nn.Dropout(dropout))
+    return nn.Sequential(*layers, FastDropout(dropout))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import conv_pool_block
+from .blocks import CHANNELS_LAST, as_image_batch, conv_pool_block, share_blank_canvases
 
 
 class LocationNet(nn.Module):
@@ -30,13 +30,17 @@ class LocationNet(nn.Module):
             blocks.append(conv_pool_block(c_in, c, "tanh", dropout, "bn_act"))
             c_in = c
         self.cnn = nn.Sequential(*blocks, nn.Flatten())  # (N,1,28,28) -> (N, channels[-1])
+        self.cnn.to(memory_format=CHANNELS_LAST)
         self.use_prev_end = use_prev_end
         n_in = channels[-1] + (2 if use_prev_end else 0)
         self.head = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, 6 * n_components))
 
     def forward(self, canvas: torch.Tensor, prev_end: torch.Tensor | None = None) -> torch.Tensor:
         """canvas (N, 28, 28), prev_end (N, 2) -> raw GMM parameters (N, 6K)."""
-        h = self.cnn(canvas.unsqueeze(1))  # (N, C)
+        if self.training:  # batch norm reads the batch's statistics, dropout draws per row
+            h = self.cnn(as_image_batch(canvas))  # (N, C)
+        else:
+            h = share_blank_canvases(lambda c: self.cnn(as_image_batch(c)), canvas)  # (N, C)
         if self.use_prev_end:
             h = torch.cat([h, prev_end], dim=-1)
         return self.head(h)

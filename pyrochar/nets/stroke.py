@@ -25,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .blocks import CHANNELS_LAST, FastDropout, as_image_batch, share_blank_canvases
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, N, hidden)
 
@@ -40,6 +43,12 @@ class StrokeContext:
 
 
 class StrokeNet(nn.Module):
+    # Size of one chunk's (strokes, steps, 196, A) intermediate in the teacher-forced
+    # attention, in elements (4 MB in float32): see attend_sequence.
+    attention_chunk_elements = 2**20
+    # Strokes per LSTM call in the teacher-forced pass (see _forward_sequence_post).
+    lstm_group = 128
+
     def __init__(
         self,
         n_components: int,
@@ -66,6 +75,7 @@ class StrokeNet(nn.Module):
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ReLU(),
         )  # fmt: skip
+        self.cnn.to(memory_format=CHANNELS_LAST)
         self.start_embed = nn.Sequential(nn.Linear(2, embed), nn.Tanh())
         self.offset_embed = nn.Sequential(nn.Linear(2, embed), nn.Tanh())
         self.init_state = nn.Linear(c3 + embed, 2 * layers * hidden)
@@ -80,7 +90,7 @@ class StrokeNet(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(hidden + c3 + 2 * embed, head_hidden),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            FastDropout(dropout),
             nn.Linear(head_hidden, 6 * n_components + 1),
         )
 
@@ -88,8 +98,7 @@ class StrokeNet(nn.Module):
     def encode(self, canvas: torch.Tensor, start: torch.Tensor) -> tuple[StrokeContext, LSTMState]:
         """canvas (N, 28, 28), start (N, 2) -> context and the initial LSTM state."""
         n = canvas.shape[0]
-        fmap = self.cnn(canvas.unsqueeze(1))  # (N, C, 14, 14)
-        features = fmap.flatten(2).transpose(1, 2)  # (N, 196, C)
+        features = share_blank_canvases(self.feature_map, canvas)  # (N, 196, C)
         start_embedding = self.start_embed(start)  # (N, E)
         init = torch.tanh(self.init_state(torch.cat([features.mean(1), start_embedding], -1)))
         init = init.view(n, 2, self.layers, self.hidden).permute(1, 2, 0, 3)  # (2, L, N, H)
@@ -97,16 +106,31 @@ class StrokeNet(nn.Module):
         ctx = StrokeContext(features, self.att_keys(features), start_embedding)
         return ctx, state
 
+    def feature_map(self, canvas: torch.Tensor) -> torch.Tensor:
+        """canvas (N, 28, 28) -> features (N, 196, C), one row per location."""
+        fmap = self.cnn(as_image_batch(canvas))  # (N, C, 14, 14), channels-last
+        return fmap.flatten(2).transpose(1, 2)  # (N, 196, C): a view, no copy
+
     def attend(self, ctx: StrokeContext, query: torch.Tensor):
         """Gated soft attention for one step. query (N, H).
 
         Returns the context (N, C) and the attention weights (N, 196).
         """
-        keys = ctx.feature_keys  # (N, 196, A)
-        scores = self.att_score(torch.tanh(keys + self.att_query(query).unsqueeze(1)))
-        weights = torch.softmax(scores.squeeze(-1), dim=-1)  # (N, 196)
+        weights = self._attention_weights(ctx.feature_keys, self.att_query(query).unsqueeze(1))  # (N, 196)
         context = torch.bmm(weights.unsqueeze(1), ctx.features).squeeze(1)  # (N, C)
         return torch.sigmoid(self.att_gate(query)) * context, weights
+
+    def _attention_weights(self, keys: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """Additive attention: softmax over locations of ``w . tanh(key + query)``.
+
+        keys (..., 196, A) and query (..., 1, A), broadcast -> weights (..., 196).
+        Computed as the softmax of ``2 w . sigmoid(2 (key + query))``, the same
+        weights: tanh(x) = 2 sigmoid(2x) - 1, and the softmax ignores the constant
+        ``-sum(w)``. torch's CPU tanh costs ten times its sigmoid, and this tensor
+        is the largest of a teacher-forced pass (a fifth of a scoring step was tanh).
+        """
+        hidden = torch.sigmoid(keys * 2.0 + query * 2.0)  # (..., 196, A)
+        return torch.softmax(self.att_score(hidden).squeeze(-1) * 2.0, dim=-1)
 
     def _output(self, h, context, prev_embedding, start_embedding):
         """-> raw GMM parameters (..., 6K) and the stroke-end logit (...)."""
@@ -152,19 +176,87 @@ class StrokeNet(nn.Module):
             raw, end = torch.stack(raws, 1), torch.stack(ends, 1)  # (N, T, 6K), (N, T)
             zero = torch.zeros((), dtype=raw.dtype, device=raw.device)
             return torch.where(step_mask.unsqueeze(-1), raw, zero), torch.where(step_mask, end, zero)
-        pe = self.offset_embed(prev)  # (N, T, E)
-        out, _ = self.lstm(pe, state)  # (N, T, H)
-        # Attention for every step at once, in the padded (N, T) layout: each stroke's
-        # keys are broadcast over its steps (no gather of per-step copies of the
-        # feature map, whose copying and backward scatter dominated the cost).
-        query = self.att_query(out).unsqueeze(2)  # (N, T, 1, A)
-        scores = self.att_score(torch.tanh(ctx.feature_keys.unsqueeze(1) + query))  # (N, T, 196, 1)
-        weights = torch.softmax(scores.squeeze(-1), dim=-1)  # (N, T, 196)
-        context = torch.bmm(weights, ctx.features)  # (N, T, C)
-        context = torch.sigmoid(self.att_gate(out)) * context
-        start = ctx.start_embedding.unsqueeze(1).expand(-1, t_max, -1)  # (N, T, E)
-        raw, end = self._output(out, context, pe, start)  # (N, T, 6K), (N, T)
-        zero = torch.zeros((), dtype=raw.dtype, device=raw.device)
-        raw = torch.where(step_mask.unsqueeze(-1), raw, zero)
-        end = torch.where(step_mask, end, zero)
-        return raw, end
+        return self._forward_sequence_post(ctx, state, prev, step_mask)
+
+    def _forward_sequence_post(self, ctx, state, prev, step_mask):
+        """Teacher forcing with the ``post`` wiring, vectorized over steps.
+
+        The strokes are sorted by length, longest first, and processed in groups
+        padded to their own longest stroke only: on Omniglot a batch's padded (N, T)
+        layout holds 2.6 times as many steps as real ones. The LSTM runs once per
+        group of ``lstm_group`` strokes, the attention once per chunk (see
+        :meth:`_attend_sorted`), the output layer on the M real steps only. Sorted
+        copies are made once with ``index_select`` and cut with ``split``: both have
+        cheap backward passes (``index_add``, one concatenation).
+        """
+        n, t_max, _ = prev.shape
+        steps = torch.arange(1, t_max + 1, device=prev.device)
+        lengths = torch.where(step_mask, steps, 0).amax(1)  # (N,) last real step + 1
+        order = torch.argsort(lengths, descending=True, stable=True)  # (N,) longest first
+        sorted_lengths = lengths.index_select(0, order).tolist()
+        pe = self.offset_embed(prev.index_select(0, order))  # (N, T, E), sorted
+        h0, c0 = (s.index_select(1, order) for s in state)  # (L, N, H) each, sorted
+        out = self._lstm_sorted(pe, h0, c0, sorted_lengths)  # (N, T, H)
+        keys = ctx.feature_keys.index_select(0, order)  # (N, 196, A)
+        features = ctx.features.index_select(0, order)  # (N, 196, C)
+        context = self._attend_sorted(keys, features, out, sorted_lengths)  # (N, T, C)
+        # The output layer on the real steps, gathered by their flat index in the
+        # sorted layout and written back to the caller's (N, T) layout.
+        flat = step_mask.index_select(0, order).flatten().nonzero().squeeze(-1)  # (M,)
+        rows = order[flat // t_max]  # (M,) each step's stroke, in the caller's order
+        per_step = torch.cat([out, context, pe], -1).flatten(0, 1).index_select(0, flat)  # (M, D)
+        start = ctx.start_embedding.index_select(0, rows)  # (M, E)
+        outputs = self.head(torch.cat([per_step, start], -1))  # (M, 6K + 1)
+        target = rows * t_max + flat % t_max  # (M,) flat index in the caller's layout
+        padded = outputs.new_zeros(n * t_max, outputs.shape[-1]).index_copy(0, target, outputs)
+        padded = padded.view(n, t_max, -1)
+        return padded[..., :-1], padded[..., -1]  # (N, T, 6K), (N, T); zeros on padded steps
+
+    def _lstm_sorted(self, pe, h0, c0, sorted_lengths):
+        """The LSTM over length-sorted strokes, in groups of ``lstm_group``.
+
+        pe (N, T, E), h0 and c0 (L, N, H) -> outputs (N, T, H), zeros beyond each
+        group's longest stroke.
+        """
+        t_max = pe.shape[1]
+        group = self.lstm_group
+        outs = []
+        for x, h, c, t in zip(
+            pe.split(group), h0.split(group, 1), c0.split(group, 1), sorted_lengths[::group], strict=True
+        ):
+            if t == 0:  # no step to compute in this group
+                outs.append(x.new_zeros(x.shape[0], t_max, self.hidden))
+                continue
+            out, _ = self.lstm(x[:, :t], (h.contiguous(), c.contiguous()))  # (g, t, H)
+            outs.append(F.pad(out, (0, 0, 0, t_max - t)))
+        return torch.cat(outs)
+
+    def _attend_sorted(self, keys, features, out, sorted_lengths):
+        """The gated ``post`` attention for every step of length-sorted strokes.
+
+        keys (N, 196, A), features (N, 196, C), out (N, T, H) LSTM outputs;
+        sorted_lengths, longest first. Returns the context (N, T, C), zeros beyond
+        each chunk's longest stroke.
+
+        A chunk's (strokes, steps, 196, A) intermediate of the additive scores stays
+        near ``attention_chunk_elements``: small enough for its memory-bound
+        elementwise passes (forward and backward) to run from the CPU's caches. Each stroke's keys are
+        broadcast over its steps, never copied per step.
+        """
+        n, t_max, _ = out.shape
+        n_locations, att_dim = keys.shape[1:]
+        sizes, steps, first = [], [], 0  # strokes and steps of each chunk
+        while first < n:
+            t_chunk = sorted_lengths[first]  # the chunk's longest stroke (0: the rest have none)
+            budget = self.attention_chunk_elements // max(1, t_chunk * n_locations * att_dim)
+            sizes.append(n - first if t_chunk == 0 else min(n - first, max(1, budget)))
+            steps.append(t_chunk)
+            first += sizes[-1]
+        pieces = []
+        chunks = zip(steps, keys.split(sizes), features.split(sizes), out.split(sizes), strict=True)
+        for t, k, f, h in chunks:
+            h = h[:, :t]  # (n, t, H)
+            weights = self._attention_weights(k.unsqueeze(1), self.att_query(h).unsqueeze(2))  # (n, t, 196)
+            context = torch.sigmoid(self.att_gate(h)) * torch.bmm(weights, f)  # (n, t, C)
+            pieces.append(F.pad(context, (0, 0, 0, t_max - t)))  # (n, T, C)
+        return torch.cat(pieces)

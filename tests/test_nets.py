@@ -1,0 +1,108 @@
+"""The networks' fast paths compute what their plain definitions do."""
+
+import pytest
+import torch
+
+from pyrochar.nets.blocks import FastDropout, share_blank_canvases
+from pyrochar.nets.location import LocationNet
+from pyrochar.nets.stroke import StrokeNet
+
+
+def small_stroke_net(attention: str) -> StrokeNet:
+    torch.manual_seed(0)
+    return StrokeNet(
+        3, channels=(4, 4, 8), embed=8, hidden=16, layers=2, attention_dim=8, head_hidden=16,
+        attention=attention,
+    ).eval()  # fmt: skip
+
+
+def canvases(n: int, blank_rows=()) -> torch.Tensor:
+    c = (torch.rand(n, 28, 28) > 0.85).float()
+    c[list(blank_rows)] = 0.0
+    return c
+
+
+def stepwise(net: StrokeNet, ctx, state, offsets, step_mask):
+    """The definition: one step at a time with StrokeNet.step, padded steps zeroed."""
+    prev = torch.cat([offsets.new_zeros(offsets.shape[0], 1, 2), offsets[:, :-1]], 1)
+    raws, ends = [], []
+    for t in range(offsets.shape[1]):
+        raw, end, state = net.step(ctx, state, prev[:, t])
+        raws.append(raw)
+        ends.append(end)
+    m = step_mask.unsqueeze(-1)
+    return torch.stack(raws, 1) * m, torch.stack(ends, 1) * step_mask
+
+
+@pytest.mark.parametrize("attention", ["post", "sat"])
+@pytest.mark.parametrize("group,chunk", [(128, 2**20), (2, 8 * 196 * 3)])
+def test_teacher_forcing_equals_the_step_by_step_definition(attention, group, chunk):
+    # Strokes of every length, one without any step, more strokes than an LSTM group
+    # and than an attention chunk, in no particular order (the fast path sorts them).
+    net = small_stroke_net(attention)
+    net.lstm_group, net.attention_chunk_elements = group, chunk
+    lengths = torch.tensor([3, 0, 7, 1, 7, 2, 5, 1, 4])
+    n, t_max = len(lengths), 7
+    step_mask = torch.arange(t_max) < lengths.unsqueeze(1)  # (N, T)
+    offsets = torch.randn(n, t_max, 2) * step_mask.unsqueeze(-1)
+    canvas = canvases(n, blank_rows=[1, 4, 5])
+    start = torch.rand(n, 2)
+
+    ctx, state = net.encode(canvas, start)
+    raw, end = net.forward_sequence(ctx, state, offsets, step_mask)
+    (raw.sum() + end.sum()).backward()
+    fast_grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+
+    ctx, state = net.encode(canvas, start)
+    raw_ref, end_ref = stepwise(net, ctx, state, offsets, step_mask)
+    (raw_ref.sum() + end_ref.sum()).backward()
+    assert torch.allclose(raw, raw_ref, atol=1e-5)
+    assert torch.allclose(end, end_ref, atol=1e-5)
+    assert (raw[~step_mask] == 0).all() and (end[~step_mask] == 0).all()
+    for p, g in zip(net.parameters(), fast_grads, strict=True):
+        assert torch.allclose(g, p.grad, atol=1e-4), p.shape
+
+
+def test_attention_weights_are_the_additive_tanh_scores():
+    net = small_stroke_net("post")
+    keys, query = torch.randn(5, 196, 8), torch.randn(5, 1, 8)
+    expected = torch.softmax(net.att_score(torch.tanh(keys + query)).squeeze(-1), -1)
+    assert torch.allclose(net._attention_weights(keys, query), expected, atol=1e-6)
+
+
+def test_blank_canvases_share_one_pass_with_the_same_values_and_gradients():
+    net = small_stroke_net("post")
+    canvas = canvases(6, blank_rows=[0, 2, 5])
+    shared = share_blank_canvases(net.feature_map, canvas)
+    direct = net.feature_map(canvas)
+    assert shared.shape == direct.shape == (6, 196, 8)
+    assert torch.allclose(shared, direct, atol=1e-6)
+    weights = torch.randn_like(direct)
+    (g_shared,) = torch.autograd.grad((shared * weights).sum(), net.cnn[0].weight)
+    (g_direct,) = torch.autograd.grad((direct * weights).sum(), net.cnn[0].weight)
+    assert torch.allclose(g_shared, g_direct, atol=1e-4)
+
+
+def test_location_net_in_eval_mode_scores_blank_canvases_like_any_other():
+    torch.manual_seed(0)
+    net = LocationNet(3, channels=(4, 4, 4, 4), hidden=8).eval()
+    canvas = canvases(5, blank_rows=[1, 3, 4])
+    together = net(canvas, None)
+    one_by_one = torch.cat([net(canvas[i : i + 1], None) for i in range(5)])
+    assert torch.allclose(together, one_by_one, atol=1e-5)
+
+
+def test_fast_dropout_keeps_units_with_probability_one_minus_p_and_rescales():
+    torch.manual_seed(0)
+    drop = FastDropout(0.3)
+    x = torch.ones(200_000)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    assert torch.equal(FastDropout(0.0)(x), x)
+    assert (FastDropout(1.0)(x) == 0).all()
