@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_model.py [--source PATH] [--device cpu|cuda]
                                         [--batches 6] [--batch-size 200] [--repeat 3]
                                         [--attention post|sat] [--skip-epoch] [--json]
-                                        [--no-malloc-tuning]
+                                        [--no-malloc-tuning] [--precision fp32|bf16-mixed]
 
 On the drawings of PATH (default ../shared/omniglot), with the default Full NS
 config and length-grouped batches of 200 (the paper's size), measures:
@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--skip-epoch", action="store_true", help="Do not time a whole epoch.")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-malloc-tuning", action="store_true", help="Keep glibc's defaults.")
+    ap.add_argument("--precision", choices=["fp32", "bf16-mixed"], default="fp32",
+                    help="Precision of the canvas CNNs (GenerateCharacter.set_precision).")
     args = ap.parse_args()
     pyro.enable_validation(False)
     malloc_tuned = False if args.no_malloc_tuning else tune_allocator()
@@ -87,7 +89,7 @@ def main() -> None:
     source = BatchSource(ds, with_canvases=True, device=device)
     canvas_s = time.perf_counter() - t0
     torch.manual_seed(0)
-    model = GenerateCharacter(FullNSConfig(attention=args.attention)).to(device)
+    model = GenerateCharacter(FullNSConfig(attention=args.attention)).to(device).set_precision(args.precision)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     # a fixed, representative set of batches: every k-th of the shuffled epoch
     all_batches = source.index_batches(args.batch_size, shuffle=True, seed=0)
@@ -138,6 +140,7 @@ def main() -> None:
         results["epoch_seconds"], _ = timed(epoch, 1, sync)
     results["attention"] = args.attention
     results["malloc_tuned"] = malloc_tuned
+    results["precision"] = args.precision
     results["canvas_cache_seconds"] = canvas_s
     results["pyro_over_plain_train"] = results["train_plain"]["drawings_per_s"] / results["train_pyro"]["drawings_per_s"]
     results["pyro_over_plain_score"] = results["score_plain"]["drawings_per_s"] / results["score_pyro"]["drawings_per_s"]

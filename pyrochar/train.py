@@ -52,6 +52,7 @@ class TrainConfig:
     min_lr: float = 1e-5
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # or "bf16-mixed": the canvas CNNs in bfloat16 autocast
     max_batches_per_epoch: int | None = None  # for quick runs and tests
 
 
@@ -104,6 +105,7 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     model.to(device)
+    model.set_precision(config.precision)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     history = History()
     start_epoch, best_val, stale, lr_stale = 0, math.inf, 0, 0

@@ -1,6 +1,7 @@
 """Every command through click's CliRunner, and their error paths."""
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -195,3 +196,17 @@ def test_evaluate_command_and_its_errors(run, small_omniglot, tmp_path):
     assert "--splits" in res.output
     res = run("evaluate", "--source", small_omniglot, "--models", "bpl", "--set", "hlstm:x=1", "--out", out, ok=False)
     assert "MODEL:KEY=VALUE" in res.output
+
+
+def test_precision_option_trains_and_scores_in_mixed_precision(run, small_omniglot, omniglot_root, tmp_path):
+    out = tmp_path / "run"
+    run("train", "--source", small_omniglot, "--split", "alphabet:0", "--epochs", 1, "--batch-size", 12,
+        "--precision", "bf16-mixed", *TINY_SET, "--out", out)
+    saved = json.loads((out / "results.json").read_text())
+    assert math.isfinite(saved["test"]["mean_nll"])
+    args = ("score", "--source", omniglot_root, "--alphabets", "Latin", "--json")
+    fp32 = json.loads(run(*args).stdout)["mean_nll"]
+    bf16 = json.loads(run(*args, "--precision", "bf16-mixed").stdout)["mean_nll"]
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.1  # measured: 0.007 on all 6 alphabets
+    res = run(*args, "--precision", "fp16", ok=False)
+    assert "fp16" in res.output

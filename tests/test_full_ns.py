@@ -101,3 +101,19 @@ def test_small_model_overfits_ten_characters(greek_source):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0]
+
+
+def test_mixed_precision_changes_scores_a_little_and_fp32_restores_them(greek_source):
+    from pyrochar.errors import PyrocharError
+
+    m = tiny()
+    batch = greek_source.batch(range(8))
+    with torch.no_grad():
+        exact, _ = log_likelihood(m, batch)
+        mixed, _ = log_likelihood(m.set_precision("bf16-mixed"), batch)
+        again, _ = log_likelihood(m.set_precision("fp32"), batch)
+    assert not torch.equal(exact, mixed)
+    assert torch.allclose(exact, mixed, atol=0.5)
+    assert torch.equal(exact, again)
+    with pytest.raises(PyrocharError, match="unknown precision"):
+        m.set_precision("fp16")

@@ -11,9 +11,31 @@ from torch import nn
 CHANNELS_LAST = torch.channels_last
 
 
-def as_image_batch(canvas: torch.Tensor) -> torch.Tensor:
-    """canvas (N, H, W) -> (N, 1, H, W) in the CNNs' channels-last layout."""
-    return canvas.unsqueeze(1).contiguous(memory_format=CHANNELS_LAST)
+# Compute precisions of the canvas CNNs (CharacterModel.set_precision): "fp32", or
+# "bf16-mixed": the CNNs run under bfloat16 autocast (convolutions in bfloat16,
+# weights and outputs in float32), everything else stays float32.
+PRECISIONS = {"fp32": None, "bf16-mixed": torch.bfloat16}
+
+
+class CanvasCNN(nn.Sequential):
+    """A CNN reading canvases (N, H, W): channels-last layout, optional mixed precision.
+
+    The same parameters (and state-dict keys) as the ``nn.Sequential`` of its
+    layers. ``compute_dtype`` (None: float32) is set by ``set_precision``.
+    """
+
+    compute_dtype: torch.dtype | None = None
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        self.to(memory_format=CHANNELS_LAST)
+
+    def forward(self, canvas: torch.Tensor) -> torch.Tensor:
+        images = canvas.unsqueeze(1).contiguous(memory_format=CHANNELS_LAST)  # (N, 1, H, W)
+        if self.compute_dtype is None:
+            return super().forward(images)
+        with torch.autocast(images.device.type, dtype=self.compute_dtype):
+            return super().forward(images).float()
 
 
 def share_blank_canvases(net, canvas: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import CHANNELS_LAST, as_image_batch, conv_pool_block, share_blank_canvases
+from .blocks import CanvasCNN, conv_pool_block, share_blank_canvases
 
 
 class LocationNet(nn.Module):
@@ -29,8 +29,7 @@ class LocationNet(nn.Module):
         for c in channels:
             blocks.append(conv_pool_block(c_in, c, "tanh", dropout, "bn_act"))
             c_in = c
-        self.cnn = nn.Sequential(*blocks, nn.Flatten())  # (N,1,28,28) -> (N, channels[-1])
-        self.cnn.to(memory_format=CHANNELS_LAST)
+        self.cnn = CanvasCNN(*blocks, nn.Flatten())  # (N, 28, 28) -> (N, channels[-1])
         self.use_prev_end = use_prev_end
         n_in = channels[-1] + (2 if use_prev_end else 0)
         self.head = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh(), nn.Linear(hidden, 6 * n_components))
@@ -38,9 +37,9 @@ class LocationNet(nn.Module):
     def forward(self, canvas: torch.Tensor, prev_end: torch.Tensor | None = None) -> torch.Tensor:
         """canvas (N, 28, 28), prev_end (N, 2) -> raw GMM parameters (N, 6K)."""
         if self.training:  # batch norm reads the batch's statistics, dropout draws per row
-            h = self.cnn(as_image_batch(canvas))  # (N, C)
+            h = self.cnn(canvas)  # (N, C)
         else:
-            h = share_blank_canvases(lambda c: self.cnn(as_image_batch(c)), canvas)  # (N, C)
+            h = share_blank_canvases(self.cnn, canvas)  # (N, C)
         if self.use_prev_end:
             h = torch.cat([h, prev_end], dim=-1)
         return self.head(h)

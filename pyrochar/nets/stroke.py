@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import CHANNELS_LAST, FastDropout, as_image_batch, share_blank_canvases
+from .blocks import CanvasCNN, FastDropout, share_blank_canvases
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, N, hidden)
 
@@ -69,13 +69,12 @@ class StrokeNet(nn.Module):
         self.attention = attention
         self.n_components = n_components
         self.layers, self.hidden = layers, hidden
-        # (N,1,28,28) -> (N,C,14,14): two same-size convs, one stride-2 conv.
-        self.cnn = nn.Sequential(
+        # (N,28,28) -> (N,C,14,14): two same-size convs, one stride-2 conv.
+        self.cnn = CanvasCNN(
             nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ReLU(),
         )  # fmt: skip
-        self.cnn.to(memory_format=CHANNELS_LAST)
         self.start_embed = nn.Sequential(nn.Linear(2, embed), nn.Tanh())
         self.offset_embed = nn.Sequential(nn.Linear(2, embed), nn.Tanh())
         self.init_state = nn.Linear(c3 + embed, 2 * layers * hidden)
@@ -108,7 +107,7 @@ class StrokeNet(nn.Module):
 
     def feature_map(self, canvas: torch.Tensor) -> torch.Tensor:
         """canvas (N, 28, 28) -> features (N, 196, C), one row per location."""
-        fmap = self.cnn(as_image_batch(canvas))  # (N, C, 14, 14), channels-last
+        fmap = self.cnn(canvas)  # (N, C, 14, 14), channels-last
         return fmap.flatten(2).transpose(1, 2)  # (N, 196, C): a view, no copy
 
     def attend(self, ctx: StrokeContext, query: torch.Tensor):
@@ -167,50 +166,76 @@ class StrokeNet(nn.Module):
         """
         n, t_max, _ = offsets.shape
         prev = torch.cat([offsets.new_zeros(n, 1, 2), offsets[:, :-1]], dim=1)  # (N, T, 2)
-        if self.attention == "sat":
-            raws, ends = [], []
-            for t in range(t_max):
-                raw, end, state = self.step(ctx, state, prev[:, t])
-                raws.append(raw)
-                ends.append(end)
-            raw, end = torch.stack(raws, 1), torch.stack(ends, 1)  # (N, T, 6K), (N, T)
-            zero = torch.zeros((), dtype=raw.dtype, device=raw.device)
-            return torch.where(step_mask.unsqueeze(-1), raw, zero), torch.where(step_mask, end, zero)
-        return self._forward_sequence_post(ctx, state, prev, step_mask)
-
-    def _forward_sequence_post(self, ctx, state, prev, step_mask):
-        """Teacher forcing with the ``post`` wiring, vectorized over steps.
-
-        The strokes are sorted by length, longest first, and processed in groups
-        padded to their own longest stroke only: on Omniglot a batch's padded (N, T)
-        layout holds 2.6 times as many steps as real ones. The LSTM runs once per
-        group of ``lstm_group`` strokes, the attention once per chunk (see
-        :meth:`_attend_sorted`), the output layer on the M real steps only. Sorted
-        copies are made once with ``index_select`` and cut with ``split``: both have
-        cheap backward passes (``index_add``, one concatenation).
-        """
-        n, t_max, _ = prev.shape
-        steps = torch.arange(1, t_max + 1, device=prev.device)
+        # Both wirings sort the strokes by length, longest first, and compute each
+        # stroke's steps up to its length only: on Omniglot a batch's padded (N, T)
+        # layout holds 2.6 times as many steps as real ones.
+        steps = torch.arange(1, t_max + 1, device=offsets.device)
         lengths = torch.where(step_mask, steps, 0).amax(1)  # (N,) last real step + 1
         order = torch.argsort(lengths, descending=True, stable=True)  # (N,) longest first
         sorted_lengths = lengths.index_select(0, order).tolist()
+        if self.attention == "sat":
+            outputs, target = self._sat_sorted(ctx, state, prev, order, sorted_lengths)
+        else:
+            outputs, target = self._post_sorted(ctx, state, prev, step_mask, order, sorted_lengths)
+        # outputs (M, 6K + 1) of the steps at flat index `target` (M,) in the caller's layout
+        padded = outputs.new_zeros(n * t_max, outputs.shape[-1]).index_copy(0, target, outputs)
+        padded = padded.view(n, t_max, -1)
+        if self.attention == "sat":  # steps inside a stroke's length but not real
+            padded = padded * step_mask.unsqueeze(-1)
+        return padded[..., :-1], padded[..., -1]  # (N, T, 6K), (N, T); zeros on padded steps
+
+    def _sat_sorted(self, ctx, state, prev, order, sorted_lengths):
+        """Show-Attend-Tell teacher forcing: a Python loop over the steps.
+
+        Step t runs on the strokes still going only: a prefix of the sorted batch,
+        so the state and the context are sliced, never gathered. Uses :meth:`step`,
+        the per-step model's own code. Returns the outputs of every step below each
+        stroke's length and their flat index in the caller's (N, T) layout.
+        """
+        t_max = prev.shape[1]
+        ctx = StrokeContext(
+            *(x.index_select(0, order) for x in (ctx.features, ctx.feature_keys, ctx.start_embedding))
+        )
+        state = tuple(s.index_select(1, order) for s in state)  # (L, N, H) each, sorted
+        prev = prev.index_select(0, order)  # (N, T, 2), sorted
+        lengths = torch.tensor(sorted_lengths)
+        going = (lengths.unsqueeze(1) > torch.arange(t_max)).sum(0).tolist()  # strokes going at each t
+        outputs, target = [], []
+        for t in range(t_max):
+            k = going[t]
+            if k == 0:
+                break
+            sub = StrokeContext(ctx.features[:k], ctx.feature_keys[:k], ctx.start_embedding[:k])
+            raw, end, state = self.step(sub, (state[0][:, :k], state[1][:, :k]), prev[:k, t])
+            outputs.append(torch.cat([raw, end.unsqueeze(-1)], -1))  # (k, 6K + 1)
+            target.append(order[:k] * t_max + t)
+        return torch.cat(outputs), torch.cat(target)
+
+    def _post_sorted(self, ctx, state, prev, step_mask, order, sorted_lengths):
+        """Teacher forcing with the ``post`` wiring, vectorized over steps.
+
+        On the length-sorted strokes, in groups padded to their own longest stroke:
+        the LSTM runs once per group of ``lstm_group`` strokes, the attention once per
+        chunk (see :meth:`_attend_sorted`), the output layer on the M real steps
+        only. Sorted copies are made once with ``index_select`` and cut with
+        ``split``: both have cheap backward passes (``index_add``, a concatenation).
+        Returns the outputs of the real steps and their flat index in the caller's
+        (N, T) layout.
+        """
+        t_max = prev.shape[1]
         pe = self.offset_embed(prev.index_select(0, order))  # (N, T, E), sorted
         h0, c0 = (s.index_select(1, order) for s in state)  # (L, N, H) each, sorted
         out = self._lstm_sorted(pe, h0, c0, sorted_lengths)  # (N, T, H)
         keys = ctx.feature_keys.index_select(0, order)  # (N, 196, A)
         features = ctx.features.index_select(0, order)  # (N, 196, C)
         context = self._attend_sorted(keys, features, out, sorted_lengths)  # (N, T, C)
-        # The output layer on the real steps, gathered by their flat index in the
-        # sorted layout and written back to the caller's (N, T) layout.
+        # The output layer on the real steps, gathered by their flat index in the sorted layout.
         flat = step_mask.index_select(0, order).flatten().nonzero().squeeze(-1)  # (M,)
         rows = order[flat // t_max]  # (M,) each step's stroke, in the caller's order
         per_step = torch.cat([out, context, pe], -1).flatten(0, 1).index_select(0, flat)  # (M, D)
         start = ctx.start_embedding.index_select(0, rows)  # (M, E)
         outputs = self.head(torch.cat([per_step, start], -1))  # (M, 6K + 1)
-        target = rows * t_max + flat % t_max  # (M,) flat index in the caller's layout
-        padded = outputs.new_zeros(n * t_max, outputs.shape[-1]).index_copy(0, target, outputs)
-        padded = padded.view(n, t_max, -1)
-        return padded[..., :-1], padded[..., -1]  # (N, T, 6K), (N, T); zeros on padded steps
+        return outputs, rows * t_max + flat % t_max
 
     def _lstm_sorted(self, pe, h0, c0, sorted_lengths):
         """The LSTM over length-sorted strokes, in groups of ``lstm_group``.

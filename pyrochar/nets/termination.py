@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import CHANNELS_LAST, as_image_batch, conv_pool_block
+from .blocks import CanvasCNN, conv_pool_block
 
 
 class TerminationNet(nn.Module):
@@ -17,8 +17,7 @@ class TerminationNet(nn.Module):
         for _ in range(n_blocks):
             blocks.append(conv_pool_block(c_in, channels, "relu", dropout, "act_bn"))
             c_in = channels
-        self.cnn = nn.Sequential(*blocks)  # (N,1,28,28) -> (N, C, s, s), s = 28 // 2**n_blocks
-        self.cnn.to(memory_format=CHANNELS_LAST)
+        self.cnn = CanvasCNN(*blocks)  # (N, 28, 28) -> (N, C, s, s), s = 28 // 2**n_blocks
         n_features = channels * self._spatial(n_blocks) ** 2
         self.head = nn.Sequential(
             nn.Flatten(), nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1)
@@ -32,4 +31,4 @@ class TerminationNet(nn.Module):
 
     def forward(self, canvas: torch.Tensor) -> torch.Tensor:
         """canvas (N, 28, 28) -> logit (N,)."""
-        return self.head(self.cnn(as_image_batch(canvas))).squeeze(-1)
+        return self.head(self.cnn(canvas)).squeeze(-1)
