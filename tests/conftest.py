@@ -59,6 +59,23 @@ TINY_BPL = dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slo
 TINY = {"full-ns": TINY_FULL_NS, "hlstm": TINY_HLSTM, "baseline": TINY_BASELINE, "bpl": TINY_BPL}
 
 
+def adam_losses(model, batch, lr: float, steps: int) -> list[float]:
+    """Adam steps on the mean NLL of one batch (teacher forced); the loss before each."""
+    import torch
+
+    from pyrochar.infer import log_likelihood
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = -log_likelihood(model, batch)[0].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 @pytest.fixture(scope="session")
 def shared_prepared(omniglot_root, tmp_path_factory):
     """The 6 shared alphabets as minimal splines (cached for the session)."""

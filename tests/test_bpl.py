@@ -1,4 +1,7 @@
-"""The BPL-style prior behind the common contract: sites, masks, fast path, fit, CLI."""
+"""The BPL-style prior behind the common contract: slots, fast path, sampling, fit, CLI.
+
+What all four models must do alike is tested in test_model_contract.py.
+"""
 
 import json
 import math
@@ -9,7 +12,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import TINY_BPL
+from conftest import TINY_BPL, adam_losses
 
 from pyrochar.batching import BatchSource
 from pyrochar.calibration import trivial_model_nll
@@ -19,7 +22,7 @@ from pyrochar.errors import PyrocharError
 from pyrochar.handlers import temperature
 from pyrochar.infer import log_likelihood, log_likelihood_per_step, score
 from pyrochar.models import MODELS, BPLConfig, BPLPrior, build_model
-from pyrochar.models.batch import CharacterBatch, site_type
+from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch, sample_characters
 
 # few slots, so that indices beyond them (sharing the last slot) occur in the data
@@ -74,29 +77,6 @@ def test_registered_with_its_documented_sizes():
         build_model("bpl", {"n_components": 0})
 
 
-def test_trace_has_exactly_the_documented_sites(greek_source):
-    m = random_model()
-    batch = strokes_only(greek_source.batch([0]))
-    n_off = [int(n) for n in batch.n_offsets[0]]
-    tr = poutine.trace(poutine.condition(m.model, data=batch.condition_dict())).get_trace(
-        batch_size=1, max_steps=max(n_off)
-    )
-    names = {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
-    expected = set()
-    for i, n in enumerate(n_off):
-        expected |= {f"loc_{i}", f"char_end_{i}"}
-        expected |= {f"offset_{i}_{t}" for t in range(n)}
-        expected |= {f"stroke_end_{i}_{t}" for t in range(n)}
-    assert names == expected
-    assert all(tr.nodes[n]["is_observed"] for n in names)
-
-    fast = poutine.trace(m.teacher_forced_model).get_trace(batch)
-    fast_names = {n for n, s in fast.nodes.items() if s["type"] == "sample" and n != "strokes"}
-    assert fast_names == {"loc", "offsets", "stroke_ends", "char_end"}
-    kinds = {site_type(n) for n in fast_names}
-    assert kinds == {"locations", "offsets", "stroke_ends", "char_ends"}
-
-
 def test_fast_path_equals_per_step_model(greek_source):
     m = random_model()
     longest = np.argsort(-greek_source.n_strokes, kind="stable")[:8]
@@ -145,23 +125,6 @@ def test_strokes_are_independent_of_each_other(greek_source):
 
 
 # ------------------------------------------------------------------ sampling
-
-
-def test_sample_then_score_round_trip():
-    m = random_model(max_strokes=4, max_steps=6)
-    pyro.set_rng_seed(1)
-    samples = sample_batch(m, 64)
-    assert samples.canvases is None
-    assert samples.n_strokes.min() >= 1
-    assert samples.n_strokes.max() <= 4
-    assert (samples.n_offsets[samples.stroke_mask] >= 1).all()
-    assert (samples.n_offsets[~samples.stroke_mask] == 0).all()
-    assert (samples.n_offsets <= 6).all()
-    with torch.no_grad():
-        ll, _ = log_likelihood(m, samples)
-        ll_slow, _ = log_likelihood_per_step(m, samples)
-    assert torch.isfinite(ll).all()
-    assert torch.allclose(ll, ll_slow, atol=1e-4)
 
 
 def test_caps_bound_the_samples():
@@ -283,15 +246,7 @@ def test_fit_is_already_a_maximum_of_the_training_likelihood(alphabet_split, fit
     m = BPLPrior(fitted.config)
     m.load_state_dict(fitted.state_dict())
     batch = BatchSource(alphabet_split[0]).batch(np.arange(len(alphabet_split[0])))
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(15):
-        ll, _ = log_likelihood(m, batch)
-        loss = -ll.mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adam_losses(m, batch, lr=1e-3, steps=15)
     assert math.isfinite(losses[-1])
     assert losses[0] - min(losses) < 0.05
 

@@ -1,18 +1,15 @@
-"""The Hierarchical LSTM behind the Full NS contract: sites, masks, fast path, sampling."""
+"""The Hierarchical LSTM behind the Full NS contract: sizes, stroke encoder, causality.
+
+What all four models must do alike is tested in test_model_contract.py.
+"""
 
 import pyro.poutine as poutine
 import pytest
 import torch
 from conftest import TINY_HLSTM
 
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import MODELS, HierarchicalLSTM, HLSTMConfig, build_model
 from pyrochar.models.batch import CharacterBatch
-from pyrochar.sampling import sample_batch
-
-# Greek drawings with 1 to 3 strokes (the first ten of greek_source have one stroke each)
-MIXED = list(range(10, 24))
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,25 +33,6 @@ def test_registered_with_the_paper_sizes():
     assert not m.uses_canvases and m.teacher_forced_plate == "strokes"
     n = sum(p.numel() for p in m.parameters())
     assert 2.0e6 < n < 3.0e6
-
-
-def test_trace_has_exactly_the_documented_sites(greek_source):
-    m = tiny()
-    ns = greek_source.n_strokes[:40]
-    d = int(next(i for i in range(40) if ns[i] >= 2))
-    batch = strokes_only(greek_source.batch([d]))
-    n_off = [int(n) for n in batch.n_offsets[0]]
-    tr = poutine.trace(poutine.condition(m.model, data=batch.condition_dict())).get_trace(
-        batch_size=1, max_steps=max(n_off)
-    )
-    names = {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
-    expected = set()
-    for i, n in enumerate(n_off):
-        expected |= {f"loc_{i}", f"char_end_{i}"}
-        expected |= {f"offset_{i}_{t}" for t in range(n)}
-        expected |= {f"stroke_end_{i}_{t}" for t in range(n)}
-    assert names == expected
-    assert all(tr.nodes[n]["is_observed"] for n in names)
 
 
 def test_stroke_encoder_never_reads_padding():
@@ -92,35 +70,3 @@ def test_later_strokes_do_not_change_earlier_sites(greek_source):
         assert torch.equal(a[site], b[site]), site
     for site in ["offset_1_0", "char_end_1", "loc_2"]:
         assert not torch.allclose(a[site], b[site]), site
-
-
-def test_sample_then_score_round_trip():
-    m = tiny()
-    samples = sample_batch(m, 16, seed=1)
-    assert samples.canvases is None
-    assert samples.n_strokes.min() >= 1
-    assert samples.n_strokes.max() <= m.config.max_strokes
-    assert (samples.n_offsets[samples.stroke_mask] >= 1).all()
-    assert (samples.n_offsets <= m.config.max_steps).all()
-    assert (samples.offsets[~samples.step_mask] == 0).all()
-    with torch.no_grad():
-        ll, _ = log_likelihood(m, samples)
-        slow, _ = log_likelihood_per_step(m, samples)
-    assert torch.isfinite(ll).all()
-    assert torch.allclose(ll, slow, atol=1e-3, rtol=1e-5)
-
-
-def test_small_model_overfits_a_few_characters(greek_source):
-    m = tiny()
-    m.train()
-    batch = strokes_only(greek_source.batch(MIXED[2:10]))
-    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(120):
-        ll, _ = log_likelihood(m, batch)
-        loss = -ll.mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.6 * losses[0]

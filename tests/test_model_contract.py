@@ -4,19 +4,35 @@ Model-specific behaviour (architecture, pen decomposition, EM fit, ...) is teste
 in each model's own file; what every model must do alike is tested once here.
 """
 
+import dataclasses
+
 import pyro
 import pyro.poutine as poutine
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, adam_losses
 
 from pyrochar.checkpoint import load_checkpoint, save_checkpoint
 from pyrochar.handlers import temperature
 from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
-from pyrochar.models.batch import CharacterBatch
+from pyrochar.models.batch import SITE_TYPES, CharacterBatch, site_type
+from pyrochar.sampling import sample_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Drawings of greek_source with 1 to 3 strokes (the first ten have one stroke each)
+MIXED = list(range(12, 20))
+
+# Adam settings of the overfitting test, per model (the LSTMs take larger steps); all
+# fit MIXED, so that what carries from stroke to stroke (canvases, LSTM memory) is
+# trained too. bpl has no such test: it is fitted in closed form (tests/test_bpl.py).
+OVERFIT = {
+    "full-ns": dict(lr=3e-3, steps=150),
+    "hlstm": dict(lr=1e-2, steps=120),
+    "baseline": dict(lr=1e-2, steps=150),
+}
+
 
 @pytest.fixture(params=sorted(TINY))
 def model(request):
@@ -108,3 +124,68 @@ def test_checkpoint_round_trip_gives_identical_scores(model, greek_source, tmp_p
     assert type(loaded) is type(model) and loaded.config == model.config
     with torch.no_grad():
         assert torch.equal(log_likelihood(model, batch)[0], log_likelihood(loaded, batch)[0])
+
+
+def test_trace_has_exactly_the_documented_sites(model, greek_source):
+    # a drawing of 3 strokes: every kind of site, for several strokes
+    d = int(next(i for i in range(40) if greek_source.n_strokes[i] >= 3))
+    batch = _batch(model, greek_source, [d])
+    n_off = [int(n) for n in batch.n_offsets[0]]
+    tr = poutine.trace(poutine.condition(model.model, data=batch.condition_dict())).get_trace(
+        batch_size=1, max_steps=max(n_off)
+    )
+    names = {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
+    expected = set()
+    for i, n in enumerate(n_off):
+        expected |= {f"loc_{i}", f"char_end_{i}"}
+        expected |= {f"offset_{i}_{t}" for t in range(n)}
+        expected |= {f"stroke_end_{i}_{t}" for t in range(n)}
+    assert names == expected
+    assert all(tr.nodes[n]["is_observed"] for n in names)
+    assert all([f.name for f in tr.nodes[n]["cond_indep_stack"]] == ["characters"] for n in names)
+
+    # the teacher-forced program: one site per type, all in the model's one plate
+    plate = model.teacher_forced_plate
+    fast = poutine.trace(model.teacher_forced_model).get_trace(batch)
+    fast_names = {n for n, s in fast.nodes.items() if s["type"] == "sample" and n != plate}
+    assert fast_names == {"loc", "offsets", "stroke_ends", "char_end"}
+    assert {site_type(n) for n in fast_names} == set(SITE_TYPES)
+    assert all(fast.nodes[n]["is_observed"] for n in fast_names)
+    assert all([f.name for f in fast.nodes[n]["cond_indep_stack"]] == [plate] for n in fast_names)
+
+
+def test_sample_then_score_round_trip(model):
+    # caps the untrained samples run into, so that capped strokes and characters are
+    # scored too (bpl's tiny config keeps the default 10 strokes of 50 offsets)
+    model.config = dataclasses.replace(model.config, max_strokes=4, max_steps=6)
+    if model.name == "bpl":
+        # untrained, its hazard logits are all 0: make every slot differ, so that a
+        # slot mix-up between the two programs shows
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.3 * torch.randn_like(p))
+    samples = sample_batch(model, 64, seed=1)
+    assert samples.n_strokes.min() >= 1
+    assert samples.n_strokes.max() <= 4
+    assert (samples.n_offsets[samples.stroke_mask] >= 1).all()
+    assert (samples.n_offsets[~samples.stroke_mask] == 0).all()
+    assert (samples.n_offsets <= 6).all()
+    assert (samples.starts[~samples.stroke_mask] == 0).all()
+    assert (samples.offsets[~samples.step_mask] == 0).all()
+    strokes = CharacterBatch(samples.starts, samples.offsets, samples.n_offsets, samples.n_strokes)
+    if model.uses_canvases:  # the canvases it drew on are those scoring renders
+        assert torch.allclose(samples.canvases, model.prepare_batch(strokes).canvases, atol=1e-5)
+    else:
+        assert samples.canvases is None
+    with torch.no_grad():
+        ll, _ = log_likelihood(model, strokes)
+        slow, _ = log_likelihood_per_step(model, strokes)
+    assert torch.isfinite(ll).all()
+    assert torch.allclose(ll, slow, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("model", sorted(OVERFIT), indirect=True)
+def test_small_model_overfits_a_few_characters(model, greek_source):
+    model.train()
+    losses = adam_losses(model, _batch(model, greek_source, MIXED), **OVERFIT[model.name])
+    assert losses[-1] < 0.6 * losses[0]
