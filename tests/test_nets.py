@@ -106,3 +106,29 @@ def test_fast_dropout_keeps_units_with_probability_one_minus_p_and_rescales():
     assert torch.equal(drop(x), x)
     assert torch.equal(FastDropout(0.0)(x), x)
     assert (FastDropout(1.0)(x) == 0).all()
+
+
+def test_bf16_mixed_trains_the_stroke_cnn_in_float32_and_scores_with_it_in_bfloat16():
+    from pyrochar.models import FullNSConfig, GenerateCharacter
+
+    torch.manual_seed(0)
+    model = GenerateCharacter(FullNSConfig())
+    canvas = canvases(4)
+    exact = model.stroke.feature_map(canvas)  # the stroke CNN has no batch norm or dropout
+    model.set_precision("bf16-mixed")
+    for mode, stroke_exact in (("train", True), ("eval", False)):
+        getattr(model, mode)()
+        mixed = model.stroke.feature_map(canvas)
+        assert torch.equal(mixed, exact) is stroke_exact, mode
+        assert mixed.dtype == torch.float32 and torch.allclose(mixed, exact, atol=0.05)
+    # the other CNNs run in bfloat16 in both modes
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        torch.manual_seed(1)  # the same dropout masks in both passes
+        mixed = model.termination.cnn(canvas)
+        torch.manual_seed(1)
+        exact = model.set_precision("fp32").termination.cnn(canvas)
+        model.set_precision("bf16-mixed")
+        assert not torch.equal(mixed, exact), mode
+        if mode == "eval":  # (in training, batch norm over 4 canvases magnifies the rounding)
+            assert torch.allclose(mixed, exact, atol=0.1)

@@ -12,8 +12,8 @@ CHANNELS_LAST = torch.channels_last
 
 
 # Compute precisions of the canvas CNNs (CharacterModel.set_precision): "fp32", or
-# "bf16-mixed": the CNNs that allow it run under bfloat16 autocast (convolutions in
-# bfloat16, weights and outputs in float32); everything else stays float32.
+# "bf16-mixed": the CNNs run under bfloat16 autocast (convolutions in bfloat16,
+# weights and outputs in float32); everything else stays float32.
 PRECISIONS = {"fp32": None, "bf16-mixed": torch.bfloat16}
 
 
@@ -21,22 +21,24 @@ class CanvasCNN(nn.Sequential):
     """A CNN reading canvases (N, H, W): channels-last layout, optional mixed precision.
 
     The same parameters (and state-dict keys) as the ``nn.Sequential`` of its
-    layers. ``compute_dtype`` (None: float32) is set by ``set_precision`` where
-    ``allows_low_precision`` (see the networks for which do).
+    layers. ``compute_dtype`` (None: float32) is set by ``set_precision``; with
+    ``low_precision_in_training=False`` the CNN uses it in eval mode only (scoring,
+    sampling) and trains in float32.
     """
 
     compute_dtype: torch.dtype | None = None
 
-    def __init__(self, *layers: nn.Module, allows_low_precision: bool = True):
+    def __init__(self, *layers: nn.Module, low_precision_in_training: bool = True):
         super().__init__(*layers)
-        self.allows_low_precision = allows_low_precision
+        self.low_precision_in_training = low_precision_in_training
         self.to(memory_format=CHANNELS_LAST)
 
     def forward(self, canvas: torch.Tensor) -> torch.Tensor:
         images = canvas.unsqueeze(1).contiguous(memory_format=CHANNELS_LAST)  # (N, 1, H, W)
-        if self.compute_dtype is None:
+        dtype = self.compute_dtype
+        if dtype is None or (self.training and not self.low_precision_in_training):
             return super().forward(images)
-        with torch.autocast(images.device.type, dtype=self.compute_dtype):
+        with torch.autocast(images.device.type, dtype=dtype):
             return super().forward(images).float()
 
 

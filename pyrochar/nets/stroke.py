@@ -69,14 +69,14 @@ class StrokeNet(nn.Module):
         self.attention = attention
         self.n_components = n_components
         self.layers, self.hidden = layers, hidden
-        # (N,28,28) -> (N,C,14,14): two same-size convs, one stride-2 conv. Always
-        # float32: its features feed the attention, and training it in bfloat16 cost
-        # 0.3-0.5 nats of held-out offsets NLL (docs/results.md).
+        # (N,28,28) -> (N,C,14,14): two same-size convs, one stride-2 conv. It trains
+        # in float32 whatever the precision: in bfloat16 its features (read by the
+        # attention) came out worse, 0.3-0.5 nats of held-out offsets NLL (docs/results.md).
         self.cnn = CanvasCNN(
             nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
             nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ReLU(),
-            allows_low_precision=False,
+            low_precision_in_training=False,
         )  # fmt: skip
         self.start_embed = nn.Sequential(nn.Linear(2, embed), nn.Tanh())
         self.offset_embed = nn.Sequential(nn.Linear(2, embed), nn.Tanh())
