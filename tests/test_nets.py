@@ -96,12 +96,19 @@ def test_location_net_in_eval_mode_scores_blank_canvases_like_any_other():
 def test_fast_dropout_keeps_units_with_probability_one_minus_p_and_rescales():
     torch.manual_seed(0)
     drop = FastDropout(0.3)
-    x = torch.ones(200_000)
+    x = torch.ones(50, 40, 101)  # an odd count of units: the mask's last word is cut
     y = drop(x)
+    assert y.shape == x.shape
     kept = y != 0
     assert abs(kept.float().mean().item() - 0.7) < 0.005
-    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    p = 19661 / 65536  # 0.3 rounded to a multiple of 2^-16
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
     assert abs(y.mean().item() - 1.0) < 0.01
+    # the units are dropped independently: neighbours (in one 64-bit word) too
+    flat = kept.flatten()[: 4 * (kept.numel() // 4)].view(-1, 4).float()
+    both = (flat[:, 0] * flat[:, 1]).mean().item()
+    assert abs(both - 0.49) < 0.01
+    assert FastDropout(0.3)(torch.ones(3, dtype=torch.bfloat16)).dtype == torch.bfloat16
     drop.eval()
     assert torch.equal(drop(x), x)
     assert torch.equal(FastDropout(0.0)(x), x)
