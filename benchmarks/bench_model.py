@@ -4,6 +4,7 @@ Usage: python benchmarks/bench_model.py [--source PATH] [--device cpu|cuda]
                                         [--batches 6] [--batch-size 200] [--repeat 3]
                                         [--attention post|sat] [--skip-epoch] [--json]
                                         [--no-malloc-tuning] [--precision fp32|bf16-mixed]
+                                        [--profile]
 
 On the drawings of PATH (default ../shared/omniglot), with the default Full NS
 config and length-grouped batches of 200 (the paper's size), measures:
@@ -16,6 +17,9 @@ config and length-grouped batches of 200 (the paper's size), measures:
   summed directly without Pyro, timed in the same run (ratio = Pyro / plain),
   forward only and forward + backward;
 - an epoch over all drawings (training), in seconds.
+
+``--profile`` prints instead torch.profiler's table of the operators taking the
+most time in one training pass and one scoring pass over the same batches.
 
 Prints the best of --repeat passes of each figure (the median too). Like the
 ``pyrochar`` command it first calls ``pyrochar.runtime.tune_allocator()``;
@@ -76,6 +80,7 @@ def main() -> None:
     ap.add_argument("--skip-epoch", action="store_true", help="Do not time a whole epoch.")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-malloc-tuning", action="store_true", help="Keep glibc's defaults.")
+    ap.add_argument("--profile", action="store_true", help="Print the operators' time and exit.")
     ap.add_argument("--precision", choices=["fp32", "bf16-mixed"], default="fp32",
                     help="Precision of the canvas CNNs (GenerateCharacter.set_precision).")
     args = ap.parse_args()
@@ -114,6 +119,15 @@ def main() -> None:
 
     results = {}
     train_pass(log_likelihood)  # warm-up
+    if args.profile:
+        from torch.profiler import profile
+
+        for name, fn in [("training", train_pass), ("scoring", score_pass)]:
+            with profile() as prof:
+                fn(log_likelihood)
+            print(f"--- {name}: {n_drawings} drawings")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+        return
     for name, fn in [
         ("train_pyro", lambda: train_pass(log_likelihood)),
         ("train_plain", lambda: train_pass(plain_log_likelihood)),
