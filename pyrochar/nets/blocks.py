@@ -69,9 +69,9 @@ class FastDropout(nn.Dropout):
     1 / (1 - p'), where p' is p rounded to a multiple of 2^-16 (p = 0.3 gives
     0.3000031). The mask compares 16-bit slices of random 64-bit words with a
     threshold: a quarter of a random draw per unit. torch's CPU dropout draws a
-    ``bernoulli_`` per unit (9% of a Full NS training step here), and a uniform
-    float per unit still took 10% of a mixed-precision step; the 16-bit mask costs
-    a third of that. On other devices it is ``nn.Dropout`` itself.
+    ``bernoulli_`` per unit and a uniform float costs a draw per unit; both stood
+    high in a Full NS training profile (``benchmarks/bench_model.py --profile``).
+    On other devices it is ``nn.Dropout`` itself.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -44,9 +44,9 @@ class StrokeContext:
 
 class StrokeNet(nn.Module):
     # Size of one chunk's (strokes, steps, 196, A) intermediate in the teacher-forced
-    # attention, in elements (4 MB in float32): see attend_sequence.
+    # attention, in elements (4 MB in float32): see _attend_sorted.
     attention_chunk_elements = 2**20
-    # Strokes per LSTM call in the teacher-forced pass (see _forward_sequence_post).
+    # Strokes per LSTM call in the teacher-forced pass: see _post_sorted.
     lstm_group = 128
 
     def __init__(
@@ -129,7 +129,7 @@ class StrokeNet(nn.Module):
         Computed as the softmax of ``2 w . sigmoid(2 (key + query))``, the same
         weights: tanh(x) = 2 sigmoid(2x) - 1, and the softmax ignores the constant
         ``-sum(w)``. torch's CPU tanh costs ten times its sigmoid, and this tensor
-        is the largest of a teacher-forced pass (a fifth of a scoring step was tanh).
+        is the largest of a teacher-forced pass.
         """
         hidden = torch.sigmoid(keys * 2.0 + query * 2.0)  # (..., 196, A)
         return torch.softmax(self.att_score(hidden).squeeze(-1) * 2.0, dim=-1)
@@ -268,8 +268,8 @@ class StrokeNet(nn.Module):
 
         A chunk's (strokes, steps, 196, A) intermediate of the additive scores stays
         near ``attention_chunk_elements``: small enough for its memory-bound
-        elementwise passes (forward and backward) to run from the CPU's caches. Each stroke's keys are
-        broadcast over its steps, never copied per step.
+        elementwise passes (forward and backward) to run from the CPU's caches.
+        Each stroke's keys are broadcast over its steps, never copied per step.
         """
         n, t_max, _ = out.shape
         n_locations, att_dim = keys.shape[1:]
