@@ -32,7 +32,7 @@ def main():
 
     # Pyro's argument/support checks cost up to 30% per site: off for users, on in tests.
     pyro.enable_validation(False)
-    # Large tensors stay in the heap between steps (1.6-1.8x faster on CPU; pyrochar/runtime.py).
+    # Large tensors stay in the heap between steps (1.2-1.5x faster on CPU; pyrochar/runtime.py).
     tune_allocator()
 
 

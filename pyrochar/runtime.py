@@ -5,11 +5,11 @@ the operating system. By default glibc serves every allocation above a threshold
 (at most 32 MB) with a fresh ``mmap`` and returns it with ``munmap`` when freed.
 A training or scoring step allocates and frees tensors of tens of MB many times
 (a batch of 460 strokes in 64 channels at 28 x 28 is 92 MB), so each step paid
-the kernel for mapping and zeroing the same memory again: on this project's
-2-core CPU a third of a training epoch's time was system time. With large blocks
-kept in the heap and the heap never trimmed, the same steps run 1.6-1.8 times
-faster (docs/performance.md). The price: the process keeps its peak memory until
-it exits.
+the kernel for mapping and zeroing the same memory again (system time). With
+large blocks kept in the heap and the heap never trimmed, Full NS trains 1.2 and
+scores 1.2-1.5 times faster on this project's 2-core CPU (docs/performance.md,
+``benchmarks/bench_model.py --no-malloc-tuning``). The price: the process keeps
+its peak memory until it exits.
 
 The ``pyrochar`` command calls it on start-up; Python users call it themselves
 (once, anywhere before the work). ``PYROCHAR_NO_MALLOC_TUNING=1`` turns it off.
