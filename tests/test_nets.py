@@ -64,6 +64,14 @@ def test_teacher_forcing_equals_the_step_by_step_definition(attention, group, ch
         assert torch.allclose(g, p.grad, atol=1e-4), p.shape
 
 
+@pytest.mark.parametrize("attention", ["post", "sat"])
+def test_teacher_forcing_of_no_stroke_at_all(attention):
+    net = small_stroke_net(attention)
+    ctx, state = net.encode(torch.zeros(0, 28, 28), torch.zeros(0, 2))
+    raw, end = net.forward_sequence(ctx, state, torch.zeros(0, 5, 2), torch.zeros(0, 5, dtype=torch.bool))
+    assert raw.shape == (0, 5, 18) and end.shape == (0, 5)
+
+
 def test_attention_weights_are_the_additive_tanh_scores():
     net = small_stroke_net("post")
     keys, query = torch.randn(5, 196, 8), torch.randn(5, 1, 8)

@@ -168,6 +168,9 @@ class StrokeNet(nn.Module):
         (N, T, 6K) and stroke-end logits (N, T); padded steps hold zeros.
         """
         n, t_max, _ = offsets.shape
+        if n == 0:  # no stroke at all (an empty selection)
+            raw = offsets.new_zeros(0, t_max, 6 * self.n_components)
+            return raw, offsets.new_zeros(0, t_max)
         prev = torch.cat([offsets.new_zeros(n, 1, 2), offsets[:, :-1]], dim=1)  # (N, T, 2)
         # Both wirings sort the strokes by length, longest first, and compute each
         # stroke's steps up to its length only: on Omniglot a batch's padded (N, T)
