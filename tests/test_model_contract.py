@@ -189,3 +189,37 @@ def test_small_model_overfits_a_few_characters(model, greek_source):
     model.train()
     losses = adam_losses(model, _batch(model, greek_source, MIXED), **OVERFIT[model.name])
     assert losses[-1] < 0.6 * losses[0]
+
+
+# Sites that moving stroke 1's first offset must change, per model (each model's
+# memory of earlier strokes: Full NS's canvas, the LSTMs' state; bpl draws strokes
+# independently, tests/test_bpl.py checks that more closely).
+CHANGED_BY_STROKE_1 = {
+    "full-ns": ["offset_1_0", "offset_1_1", "char_end_1", "loc_2"],
+    "hlstm": ["offset_1_0", "char_end_1", "loc_2"],
+    "baseline": ["offset_1_0", "offset_1_1", "char_end_1", "loc_2"],
+    "bpl": ["offset_1_0"],
+}
+
+
+def test_later_strokes_do_not_change_earlier_sites(model, greek_source):
+    """Causality: moving an offset of stroke 1 never changes a site drawn before it."""
+    # a drawing of 3 strokes or more whose stroke 1 has at least 2 offsets
+    d = next(i for i in range(40) if greek_source.n_strokes[i] >= 3 and greek_source.batch([i]).n_offsets[0, 1] >= 2)
+    batch = _batch(model, greek_source, [d])
+    moved = CharacterBatch(batch.starts, batch.offsets.clone(), batch.n_offsets, batch.n_strokes)
+    moved.offsets[0, 1, 0] += 0.5
+
+    def site_log_probs(b):
+        data = b.condition_dict()
+        caps = dict(max_strokes=b.starts.shape[1], max_steps=b.offsets.shape[2])
+        with torch.no_grad():
+            tr = poutine.trace(poutine.condition(model.model, data=data)).get_trace(1, **caps)
+        tr.compute_log_prob()
+        return {k: s["log_prob"] for k, s in tr.nodes.items() if k in data}
+
+    a, b = site_log_probs(batch), site_log_probs(moved)
+    for site in ["loc_0", "char_end_0", "loc_1", "stroke_end_1_0"]:
+        assert torch.equal(a[site], b[site]), site
+    for site in CHANGED_BY_STROKE_1[model.name]:
+        assert not torch.allclose(a[site], b[site]), site
