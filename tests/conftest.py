@@ -133,3 +133,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """The ``pyrochar`` command through click's CliRunner: ``run(*args, ok=True)``.
+
+    Caches go to tmp_path and no downloaded data is found. ``ok=False`` expects a
+    failure reported without a traceback.
+    """
+    from click.testing import CliRunner
+    from pyrochar_cli.main import main
+
+    monkeypatch.setenv("PYROCHAR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYROCHAR_DATA", str(tmp_path / "no-data-here"))
+
+    def _run(*args, ok=True):
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        else:
+            assert result.exit_code != 0, result.output
+            assert "Traceback" not in result.output
+        return result
+
+    return _run

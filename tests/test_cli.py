@@ -4,28 +4,9 @@ import json
 import math
 
 import pytest
-from click.testing import CliRunner
 from conftest import TINY_FULL_NS
-from pyrochar_cli.main import main
 
 TINY_SET = [a for k, v in TINY_FULL_NS.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-
-
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("PYROCHAR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("PYROCHAR_DATA", str(tmp_path / "no-data-here"))
-
-    def _run(*args, ok=True):
-        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        else:
-            assert result.exit_code != 0, result.output
-            assert "Traceback" not in result.output
-        return result
-
-    return _run
 
 
 def test_help_lists_the_commands(run):

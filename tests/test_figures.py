@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from conftest import TINY_FULL_NS
 from PIL import Image
 from pyro.distributions import Bernoulli
@@ -285,26 +284,12 @@ def test_make_figures_without_full_ns_skips_its_figures(small_split, tmp_path):
 
 # ---------------------------------------------------------------------- CLI
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    from pyrochar_cli.main import main
-
+def run(run, tmp_path, monkeypatch):
+    """conftest's ``run``, with no shipped weights, whatever this installation holds."""
     import pyrochar.checkpoint
 
-    monkeypatch.setenv("PYROCHAR_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("PYROCHAR_DATA", str(tmp_path / "no-data-here"))
-    # no shipped weights, whatever this installation holds
     monkeypatch.setattr(pyrochar.checkpoint, "pretrained_path", lambda name: tmp_path / "none.pt")
-
-    def _run(*args, ok=True):
-        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        else:
-            assert result.exit_code != 0, result.output
-            assert "Traceback" not in result.output
-        return result
-
-    return _run
+    return run
 
 
 def test_cli_figures_writes_every_png(run, small_omniglot, shared_prepared, tmp_path):
