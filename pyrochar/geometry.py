@@ -1,25 +1,23 @@
 """Strokes as (start, offsets) <-> control points, in torch, batched.
 
 The models see a stroke as its start location (the first point of its evaluated
-spline) and the offsets between consecutive control points (REFERENCE.md
-section 3). Because each row of the spline basis sums to 1, the first point of
-the curve is ``w . cps`` with ``w`` the basis row at the first parameter value,
-so control point 0 is recovered exactly as ``start - w . (cps - cps[0])``. For a
-uniform cubic B-spline with n >= 2 control points, ``w = (0.8, 0.2, 0, ...)``
-(the curve starts 1/5 of the way to the second control point); :mod:`pyrochar.splines`
-is the numpy reference and the tests check both agree.
+spline) and the offsets between consecutive control points (the numpy version
+for one stroke is :func:`pyrochar.splines.stroke_to_start_offsets`). Because the
+weights of the spline basis sum to 1, the first point of the curve is ``w . cps``
+with ``w`` the weights at the first parameter value, so control point 0 is
+recovered exactly as ``start - w . (cps - cps[0])``. For n >= 2 control points
+``w = (0.8, 0.2, 0, ...)`` (:data:`pyrochar.bspline.START_WEIGHTS`: the curve starts
+1/5 of the way to the second control point).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .splines import bspline_basis
+from . import bspline
 
-# First and last rows of the basis for n >= 2: the curve starts at
-# FIRST_ROW . cps[:2] and ends at FIRST_ROW[::-1] . cps[-2:].
-_ROW = bspline_basis(2, 2)[0]
-FIRST_WEIGHTS = (float(_ROW[0]), float(_ROW[1]))
+# Weights of cp[0] and cp[1] in the first point of a curve of n >= 2 control points.
+FIRST_WEIGHTS = bspline.START_WEIGHTS
 
 
 def controls_from_start_offsets(
@@ -44,9 +42,11 @@ def controls_from_start_offsets(
 
 
 def stroke_end_points(controls: torch.Tensor, n_controls: torch.Tensor) -> torch.Tensor:
-    """The last point of each evaluated spline: controls (N, M, 2), n_controls (N,) -> (N, 2)."""
-    last = (n_controls - 1).clamp(min=0)
-    before = (n_controls - 2).clamp(min=0)
-    rows = torch.arange(controls.shape[0], device=controls.device)
-    p_last, p_before = controls[rows, last], controls[rows, before]
-    return FIRST_WEIGHTS[0] * p_last + FIRST_WEIGHTS[1] * p_before
+    """The last point of each evaluated spline: controls (N, M, 2), n_controls (N,) -> (N, 2).
+
+    The curve at its last parameter ``s = n + 1`` (``0.2 cp[-2] + 0.8 cp[-1]`` for
+    n >= 2); a row with ``n_controls == 0`` gives its first control point.
+    """
+    n = n_controls.clamp(min=1)  # (N,)
+    last = bspline.at_fraction(n.to(controls.dtype), 1.0).unsqueeze(-1)  # (N, 1)
+    return bspline.evaluate(controls, n, last).squeeze(1)  # (N, 2)

@@ -6,9 +6,9 @@ Inputs
     ``cps`` of shape (B, N, 2) with the number of real control points per stroke in
     ``n_cp`` (B,). Rows ``n_cp[b]:`` of ``cps[b]`` are never read (any finite or
     non-finite padding is fine). A stroke with ``n_cp == 0`` renders as a blank
-    image. The spline basis is the one of :mod:`pyrochar.splines` (parameter
-    ``s = linspace(2, n + 1, k)``, cardinal cubic B-spline, rows divided by their
-    sums), evaluated with the four non-zero basis functions per point.
+    image. The spline basis and its evaluation are those of :mod:`pyrochar.bspline`
+    (parameter ``s = linspace(2, n + 1, k)``, cardinal cubic B-spline, weights
+    divided by their sums; the four non-zero basis functions per point).
 
 Pixel convention
     Motor ``(x, y) = 20 p + (50, -50)``; image ``row = -y``, ``col = x``; pixel
@@ -90,6 +90,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pyrochar import bspline
 from pyrochar.splines import CENTER, SCALE
 
 __all__ = [
@@ -149,59 +150,6 @@ def pad_strokes(
     return cps, n_cp
 
 
-def _cubic_weights(u: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Weights of basis functions j = f-3, f-2, f-1, f at s = f + u (u in [0, 1))."""
-    u2 = u * u
-    u3 = u2 * u
-    w0 = (1.0 - u) ** 3 / 6.0
-    w1 = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
-    w2 = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
-    w3 = u3 / 6.0
-    return w0, w1, w2, w3
-
-
-def _eval_at(cps: torch.Tensor, n_cp: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Spline points at parameters s: cps (B, N, 2), n_cp (B,) >= 1, s (B, K) -> (B, K, 2).
-
-    Only the 4 basis functions that overlap s (j = floor(s) - 3 .. floor(s)) are
-    used; those with j outside [0, n - 1] get weight 0 and the weights are divided
-    by their sum, which equals the row normalization of ``splines.bspline_basis``.
-    """
-    b, k = s.shape
-    n_max = cps.shape[1]
-    f = torch.floor(s)
-    u = s - f
-    fl = f.long()  # (B, K)
-    n = n_cp.view(b, 1)  # (B, 1)
-    # Control points with the padding rows zeroed (they may hold NaN) and 3 zero rows
-    # on both sides, flattened to (B * (N + 6), 2): row j of stroke i is at i*(N+6)+j+3.
-    keep = torch.arange(n_max, device=cps.device).view(1, n_max, 1) < n.view(b, 1, 1)
-    clean = torch.where(keep, cps, torch.zeros_like(cps))  # (B, N, 2)
-    padded = F.pad(clean, (0, 0, 3, 3)).reshape(-1, 2)  # (B * (N + 6), 2)
-    base = (torch.arange(b, device=cps.device) * (n_max + 6)).view(b, 1) + fl  # (B, K)
-    ws = _cubic_weights(u)
-    wts = []
-    for i, w in enumerate(ws):
-        j = fl + (i - 3)
-        wts.append(torch.where((j >= 0) & (j < n), w, torch.zeros_like(w)))
-    total = wts[0] + wts[1] + wts[2] + wts[3]  # (B, K), > 0
-    out = None
-    for i, w in enumerate(wts):
-        g = padded.index_select(0, (base + i).reshape(-1)).view(b, k, 2)  # (B, K, 2)
-        term = (w / total).unsqueeze(-1) * g
-        out = term if out is None else out + term
-    return out
-
-
-def _param_grid(n_cp: torch.Tensor, n_eval: torch.Tensor, k: int, dtype) -> torch.Tensor:
-    """(B, k) parameters s_i = 2 + (n - 1) i / (n_eval - 1) (clamped for padding)."""
-    i = torch.arange(k, device=n_cp.device, dtype=dtype).view(1, k)
-    ne = n_eval.to(dtype).view(-1, 1)
-    frac = torch.where(ne > 1, i / (ne - 1).clamp(min=1), torch.zeros_like(i))
-    frac = frac.clamp(max=1.0)
-    return 2.0 + (n_cp.to(dtype).view(-1, 1) - 1.0) * frac
-
-
 def n_eval_points_torch(
     cps: torch.Tensor,
     n_cp: torch.Tensor,
@@ -219,8 +167,8 @@ def n_eval_points_torch(
     c64 = cps.detach().to(torch.float64)
     n = n_cp.clamp(min=1)
     probe = torch.full_like(n, LENGTH_PROBE)
-    s = _param_grid(n, probe, LENGTH_PROBE, torch.float64)  # (B, 200)
-    pts = _eval_at(c64, n, s)  # (B, 200, 2)
+    s = bspline.parameters(n, probe, LENGTH_PROBE, torch.float64)  # (B, 200)
+    pts = bspline.evaluate(c64, n, s)  # (B, 200, 2)
     gaps = (pts[:, 1:] - pts[:, :-1]).norm(dim=-1)  # (B, 199)
     gaps = torch.nan_to_num(gaps, nan=0.0, posinf=0.0)
     k_mean = torch.ceil(gaps.sum(dim=1) / grain)  # (B,)
@@ -258,8 +206,8 @@ def evaluate_splines_torch(
     ne = torch.where(n_cp > 0, ne, torch.zeros_like(ne))
     k = max(int(ne.max().item()) if b else 0, 1)
     n = n_cp.clamp(min=1)
-    s = _param_grid(n, ne, k, cps.dtype)  # (B, K)
-    pts = _eval_at(cps, n, s)  # (B, K, 2)
+    s = bspline.parameters(n, ne, k, cps.dtype)  # (B, K)
+    pts = bspline.evaluate(cps, n, s)  # (B, K, 2)
     mask = torch.arange(k, device=cps.device).view(1, k) < ne.view(b, 1)  # (B, K)
     pts = torch.where(mask.unsqueeze(-1), pts, torch.zeros_like(pts))
     return pts, mask

@@ -14,12 +14,10 @@ Coordinates
 Basis
     ``bspline_basis(n, m)`` is the (m, n) matrix of a uniform cubic B-spline with
     ``n`` control points evaluated at ``m`` parameter values
-    ``s = linspace(2, n + 1, m)``. With the cardinal cubic B-spline ``B(t)``
-    supported on ``[0, 4)`` (``B(1) = B(3) = 1/6``, ``B(2) = 4/6``), column ``j``
-    (0-based) holds ``B(s - j)``. Near both ends some of the four basis functions
-    that would overlap ``s`` do not exist, so every row is divided by its sum
-    (unclamped knots: the curve starts at ``0.8 * cp[0] + 0.2 * cp[1]``, not at
-    ``cp[0]``). For ``n = 1`` the basis is a column of ones (a single point).
+    ``s = linspace(2, n + 1, m)``: :func:`pyrochar.bspline.basis`, the one
+    definition of the basis (rows divided by their sums: the curve starts at
+    ``0.8 * cp[0] + 0.2 * cp[1]``, not at ``cp[0]``; a single control point is a
+    single point).
 
 Resampling
     ``resample_by_arclength`` first drops every point closer than ``1e-4`` px to its
@@ -49,6 +47,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .bspline import basis as bspline_basis
+
 __all__ = [
     "CENTER",
     "SCALE",
@@ -63,7 +63,6 @@ __all__ = [
     "to_motor",
     "path_length",
     "resample_by_arclength",
-    "cubic_bspline_kernel",
     "bspline_basis",
     "fit_spline",
     "fit_minimal_spline",
@@ -154,42 +153,6 @@ def resample_by_arclength(xy: np.ndarray, spacing: float = RESAMPLE_SPACING) -> 
 
 
 # --------------------------------------------------------------------------- basis
-
-
-def cubic_bspline_kernel(t: np.ndarray) -> np.ndarray:
-    """The cardinal uniform cubic B-spline B(t), supported on [0, 4), B(2) = 4/6."""
-    t = np.asarray(t, dtype=np.float64)
-    out = np.zeros_like(t)
-    u = t - np.floor(t)  # fractional part in each unit piece
-    piece = np.floor(t)
-    sel = piece == 0
-    out[sel] = u[sel] ** 3 / 6.0
-    sel = piece == 1
-    v = u[sel]
-    out[sel] = (-3.0 * v**3 + 3.0 * v**2 + 3.0 * v + 1.0) / 6.0
-    sel = piece == 2
-    v = u[sel]
-    out[sel] = (3.0 * v**3 - 6.0 * v**2 + 4.0) / 6.0
-    sel = piece == 3
-    out[sel] = (1.0 - u[sel]) ** 3 / 6.0
-    return out
-
-
-@functools.lru_cache(maxsize=4096)
-def bspline_basis(n: int, m: int) -> np.ndarray:
-    """Row-normalized (m, n) basis of a uniform cubic B-spline with n control points.
-
-    Row i evaluates the curve at ``s_i = linspace(2, n + 1, m)[i]``; column j holds
-    ``B(s_i - j)``; each row is divided by its sum. Cached; the array is read-only.
-    """
-    n, m = int(n), int(m)
-    if n < 1 or m < 1:
-        raise ValueError(f"need n >= 1 and m >= 1, got n={n}, m={m}")
-    s = np.linspace(2.0, n + 1.0, m) if m > 1 else np.array([2.0])  # (m,)
-    a = cubic_bspline_kernel(s[:, None] - np.arange(n)[None, :])  # (m, n)
-    a /= a.sum(axis=1, keepdims=True)
-    a.setflags(write=False)
-    return a
 
 
 @functools.lru_cache(maxsize=8192)
