@@ -37,6 +37,7 @@ import torch
 from pyro.distributions import Bernoulli
 
 from .distributions import BivariateGMM, gmm_from_raw
+from .nets import fast_stroke
 
 
 class NetworkStrokePrior:
@@ -55,7 +56,7 @@ class NetworkStrokePrior:
 
     def sequence(self, canvas, start, offsets, step_mask):
         ctx, lstm_state = self.net.encode(canvas, start)
-        raw, end_logits = self.net.forward_sequence(ctx, lstm_state, offsets, step_mask)
+        raw, end_logits = fast_stroke.forward_sequence(self.net, ctx, lstm_state, offsets, step_mask)
         return gmm_from_raw(raw, self.k), Bernoulli(logits=end_logits)
 
 

@@ -1,4 +1,4 @@
-"""Batched BPL ink renderer (REFERENCE.md section 4), in torch, on CPU or CUDA.
+"""Batched BPL ink renderer (the BPL ink model of Lake et al.), in torch, on CPU or CUDA.
 
 Inputs
     Strokes are uniform cubic B-splines given by their control points in

@@ -3,17 +3,24 @@
 import pytest
 import torch
 
+from pyrochar.errors import PyrocharError
+from pyrochar.models.full_ns import FullNSConfig
+from pyrochar.nets import fast_stroke
 from pyrochar.nets.blocks import FastDropout, share_blank_canvases
 from pyrochar.nets.location import LocationNet
 from pyrochar.nets.stroke import StrokeNet
+from pyrochar.nets.termination import TerminationNet
+
+SMALL = dict(
+    n_components=3, stroke_channels=(4, 4, 8), stroke_embed=8, stroke_hidden=16, stroke_layers=2,
+    attention_dim=8, stroke_head_hidden=16, location_channels=(4, 4, 4, 4), location_hidden=8,
+    termination_channels=4, termination_hidden=8,
+)  # fmt: skip
 
 
 def small_stroke_net(attention: str) -> StrokeNet:
     torch.manual_seed(0)
-    return StrokeNet(
-        3, channels=(4, 4, 8), embed=8, hidden=16, layers=2, attention_dim=8, head_hidden=16,
-        attention=attention,
-    ).eval()  # fmt: skip
+    return StrokeNet(FullNSConfig(**SMALL, attention=attention)).eval()
 
 
 def canvases(n: int, blank_rows=()) -> torch.Tensor:
@@ -34,49 +41,117 @@ def stepwise(net: StrokeNet, ctx, state, offsets, step_mask):
     return torch.stack(raws, 1) * m, torch.stack(ends, 1) * step_mask
 
 
-@pytest.mark.parametrize("attention", ["post", "sat"])
-@pytest.mark.parametrize("group,chunk", [(128, 2**20), (2, 8 * 196 * 3)])
-def test_teacher_forcing_equals_the_step_by_step_definition(attention, group, chunk):
-    # Strokes of every length, one without any step, more strokes than an LSTM group
-    # and than an attention chunk, in no particular order (the fast path sorts them).
-    net = small_stroke_net(attention)
-    net.lstm_group, net.attention_chunk_elements = group, chunk
+def ragged_strokes():
+    """Strokes of every length, one without any step, in no particular order
+    (the fast path sorts them): offsets (9, 7, 2), step_mask (9, 7), canvases, starts."""
     lengths = torch.tensor([3, 0, 7, 1, 7, 2, 5, 1, 4])
     n, t_max = len(lengths), 7
     step_mask = torch.arange(t_max) < lengths.unsqueeze(1)  # (N, T)
     offsets = torch.randn(n, t_max, 2) * step_mask.unsqueeze(-1)
-    canvas = canvases(n, blank_rows=[1, 4, 5])
-    start = torch.rand(n, 2)
+    return offsets, step_mask, canvases(n, blank_rows=[1, 4, 5]), torch.rand(n, 2)
 
+
+def outputs_and_gradients(net, forward, canvas, start, offsets, step_mask):
+    """forward(net, ctx, state, offsets, step_mask) and the gradient of its sum."""
+    net.zero_grad()
+    ctx, state = net.encode(canvas, start)
+    raw, end = forward(net, ctx, state, offsets, step_mask)
+    (raw.sum() + end.sum()).backward()
+    return raw.detach(), end.detach(), [p.grad.clone() for p in net.parameters()]
+
+
+@pytest.mark.parametrize("attention", ["post", "sat"])
+def test_plain_teacher_forcing_equals_the_step_by_step_definition(attention):
+    net = small_stroke_net(attention)
+    offsets, step_mask, canvas, start = ragged_strokes()
     ctx, state = net.encode(canvas, start)
     raw, end = net.forward_sequence(ctx, state, offsets, step_mask)
-    (raw.sum() + end.sum()).backward()
-    fast_grads = [p.grad.clone() for p in net.parameters()]
-    net.zero_grad()
-
-    ctx, state = net.encode(canvas, start)
     raw_ref, end_ref = stepwise(net, ctx, state, offsets, step_mask)
-    (raw_ref.sum() + end_ref.sum()).backward()
     assert torch.allclose(raw, raw_ref, atol=1e-5)
     assert torch.allclose(end, end_ref, atol=1e-5)
     assert (raw[~step_mask] == 0).all() and (end[~step_mask] == 0).all()
-    for p, g in zip(net.parameters(), fast_grads, strict=True):
-        assert torch.allclose(g, p.grad, atol=1e-4), p.shape
+
+
+@pytest.mark.parametrize("attention", ["post", "sat"])
+@pytest.mark.parametrize("group,chunk", [(128, 2**20), (2, 8 * 196 * 3)])
+def test_fast_teacher_forcing_equals_the_plain_one(attention, group, chunk):
+    # more strokes than an LSTM group and than an attention chunk in the second case
+    net = small_stroke_net(attention)
+    offsets, step_mask, canvas, start = ragged_strokes()
+
+    def fast(*args):
+        return fast_stroke.forward_sequence(*args, lstm_group=group, chunk_elements=chunk)
+
+    raw, end, grads = outputs_and_gradients(net, fast, canvas, start, offsets, step_mask)
+    raw_ref, end_ref, grads_ref = outputs_and_gradients(
+        net, StrokeNet.forward_sequence, canvas, start, offsets, step_mask
+    )
+    assert torch.allclose(raw, raw_ref, atol=1e-5)
+    assert torch.allclose(end, end_ref, atol=1e-5)
+    assert (raw[~step_mask] == 0).all() and (end[~step_mask] == 0).all()
+    for p, g, g_ref in zip(net.parameters(), grads, grads_ref, strict=True):
+        assert torch.allclose(g, g_ref, atol=1e-4), p.shape
 
 
 @pytest.mark.parametrize("attention", ["post", "sat"])
 def test_teacher_forcing_of_no_stroke_at_all(attention):
     net = small_stroke_net(attention)
     ctx, state = net.encode(torch.zeros(0, 28, 28), torch.zeros(0, 2))
-    raw, end = net.forward_sequence(ctx, state, torch.zeros(0, 5, 2), torch.zeros(0, 5, dtype=torch.bool))
-    assert raw.shape == (0, 5, 18) and end.shape == (0, 5)
+    offsets, step_mask = torch.zeros(0, 5, 2), torch.zeros(0, 5, dtype=torch.bool)
+    for forward in (fast_stroke.forward_sequence, StrokeNet.forward_sequence):
+        raw, end = forward(net, ctx, state, offsets, step_mask)
+        assert raw.shape == (0, 5, 18) and end.shape == (0, 5)
+
+
+def test_the_stroke_prior_teacher_forces_with_the_fast_path(monkeypatch):
+    from pyrochar.priors import NetworkStrokePrior
+
+    net = small_stroke_net("post")
+    offsets, step_mask, canvas, start = ragged_strokes()
+    _, expected = fast_stroke.forward_sequence(net, *net.encode(canvas, start), offsets, step_mask)
+
+    def plain_path(*args):
+        raise AssertionError("the plain definition is for the tests")
+
+    monkeypatch.setattr(StrokeNet, "forward_sequence", plain_path)
+    _, end_dist = NetworkStrokePrior(net, 3).sequence(canvas, start, offsets, step_mask)
+    assert torch.equal(end_dist.logits, expected)
+
+
+@pytest.mark.parametrize("attention", ["post", "sat"])
+def test_state_dict_keeps_the_flat_attention_names(attention):
+    net = small_stroke_net(attention)
+    keys = list(net.state_dict())
+    att = [k for k in keys if k.startswith("att")]
+    assert att == [
+        "att_keys.weight", "att_keys.bias", "att_query.weight", "att_score.weight",
+        "att_gate.weight", "att_gate.bias",
+    ]  # fmt: skip
+    assert keys.index("lstm.weight_ih_l0") < keys.index("att_keys.weight") < keys.index("head.0.weight")
+    other = StrokeNet(FullNSConfig(**SMALL, attention=attention))
+    other.load_state_dict(net.state_dict())  # strict: every key found
+    assert torch.equal(other.att.keys.weight, net.att.keys.weight)
+    assert list(other.state_dict()) == keys
+
+
+def test_networks_take_their_sizes_from_the_config():
+    config = FullNSConfig(**SMALL, location_uses_prev_end=True)
+    location, stroke, termination = LocationNet(config), StrokeNet(config), TerminationNet(config)
+    assert location.head[-1].out_features == 6 * 3 and location.head[0].in_features == 4 + 2
+    assert stroke.head[-1].out_features == 6 * 3 + 1 and stroke.lstm.hidden_size == 16
+    assert termination.head[1].in_features == 4 * 1 * 1  # 28 -> 14 -> 7 -> 3 -> 1
+    assert location.eval()(canvases(2), torch.zeros(2, 2)).shape == (2, 18)
+    assert termination.eval()(canvases(2)).shape == (2,)
+    with pytest.raises(PyrocharError, match="'post'.*'sat'"):
+        StrokeNet(FullNSConfig(attention="later"))
 
 
 def test_attention_weights_are_the_additive_tanh_scores():
-    net = small_stroke_net("post")
-    keys, query = torch.randn(5, 196, 8), torch.randn(5, 1, 8)
-    expected = torch.softmax(net.att_score(torch.tanh(keys + query)).squeeze(-1), -1)
-    assert torch.allclose(net._attention_weights(keys, query), expected, atol=1e-6)
+    att = small_stroke_net("post").att
+    keys, query = torch.randn(5, 196, 8), torch.randn(5, 3, 16)  # (N, 196, A), (N, T, H)
+    scores = att.score(torch.tanh(keys.unsqueeze(1) + att.query(query).unsqueeze(2)))  # (N, T, 196, 1)
+    expected = torch.softmax(scores.squeeze(-1), -1)  # (N, T, 196)
+    assert torch.allclose(att.weights(keys, query), expected, atol=1e-6)
 
 
 def test_blank_canvases_share_one_pass_with_the_same_values_and_gradients():
@@ -94,7 +169,7 @@ def test_blank_canvases_share_one_pass_with_the_same_values_and_gradients():
 
 def test_location_net_in_eval_mode_scores_blank_canvases_like_any_other():
     torch.manual_seed(0)
-    net = LocationNet(3, channels=(4, 4, 4, 4), hidden=8).eval()
+    net = LocationNet(FullNSConfig(**SMALL)).eval()
     canvas = canvases(5, blank_rows=[1, 3, 4])
     together = net(canvas, None)
     one_by_one = torch.cat([net(canvas[i : i + 1], None) for i in range(5)])

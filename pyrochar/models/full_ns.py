@@ -87,20 +87,9 @@ class GenerateCharacter(CharacterModel):
     def __init__(self, config: FullNSConfig | None = None):
         config = config or FullNSConfig()
         super().__init__(config)
-        c = config
-        self.location = LocationNet(
-            c.n_components, c.location_channels, c.location_hidden, c.location_dropout,
-            c.location_uses_prev_end,
-        )  # fmt: skip
-        self.stroke = StrokeNet(
-            c.n_components, c.stroke_channels, c.stroke_embed, c.stroke_hidden, c.stroke_layers,
-            c.attention_dim, c.stroke_head_hidden, c.stroke_dropout, c.stroke_lstm_dropout,
-            c.attention,
-        )  # fmt: skip
-        self.termination = TerminationNet(
-            c.termination_channels, c.termination_blocks, c.termination_hidden,
-            c.termination_dropout,
-        )  # fmt: skip
+        self.location = LocationNet(config)
+        self.stroke = StrokeNet(config)
+        self.termination = TerminationNet(config)
         # User priors replacing a network (pyrochar.priors); a plain dict, so they
         # are not part of the model's weights.
         self.priors: dict[str, object] = {}

@@ -1,4 +1,11 @@
-"""Small building blocks shared by the networks (plain nn.Modules, no Pyro)."""
+"""Small building blocks shared by the networks (plain nn.Modules, no Pyro).
+
+The canvas CNNs (:class:`CanvasCNN`), the convolution block of the location and
+termination networks (:func:`conv_pool_block`), a dropout with a cheaper random
+mask (:class:`FastDropout`) and one pass for the blank canvases of a batch
+(:func:`share_blank_canvases`). docs/performance.md has the measurements behind
+the speed choices.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,7 @@ import torch
 from torch import nn
 
 # The CNNs keep their feature maps in channels-last layout (N, H, W, C in memory):
-# oneDNN's convolutions run about twice as fast on this project's CPU in that
-# layout (benchmarks/bench_model.py). The layout changes no value.
+# oneDNN's convolutions run faster on the CPU in that layout. It changes no value.
 CHANNELS_LAST = torch.channels_last
 
 
@@ -46,8 +52,8 @@ def share_blank_canvases(net, canvas: torch.Tensor) -> torch.Tensor:
     """``net(canvas)`` where the blank canvases of the batch share one pass.
 
     canvas (N, H, W) -> net's output (N, ...). Every character's first stroke starts
-    on the blank canvas (43% of Omniglot's strokes), so a CNN reading the canvas
-    before each stroke would compute the same output again for each. Only for a
+    on the blank canvas, so a CNN reading the canvas before each stroke would
+    compute the same output again for each. Only for a
     ``net`` whose output row depends on its own canvas alone: no batch statistics
     (batch norm in training) and no dropout.
     """
@@ -68,10 +74,8 @@ class FastDropout(nn.Dropout):
     Each unit is kept with probability 1 - p' and kept units are scaled by
     1 / (1 - p'), where p' is p rounded to a multiple of 2^-16 (p = 0.3 gives
     0.3000031). The mask compares 16-bit slices of random 64-bit words with a
-    threshold: a quarter of a random draw per unit. torch's CPU dropout draws a
-    ``bernoulli_`` per unit and a uniform float costs a draw per unit; both stood
-    high in a Full NS training profile (``benchmarks/bench_model.py --profile``).
-    On other devices it is ``nn.Dropout`` itself.
+    threshold: a quarter of a random draw per unit, where torch's CPU dropout
+    draws a ``bernoulli_`` per unit. On other devices it is ``nn.Dropout`` itself.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,15 +92,12 @@ class FastDropout(nn.Dropout):
 def conv_pool_block(c_in: int, c_out: int, activation: str, dropout: float, order: str) -> nn.Sequential:
     """3x3 conv (same padding), batch norm, activation, 2x2 max-pool, dropout.
 
-    ``order`` follows REFERENCE.md section 5: ``"bn_act"`` (conv, BN, activation:
-    the location network) or ``"act_bn"`` (conv, activation, BN: the termination
-    network). In both the max-pool is applied right after the layer it commutes
-    with, before the batch norm, so that the per-pixel layers run on a quarter of
-    the pixels: max-pooling commutes exactly with the monotone activations (ReLU,
-    tanh), and with batch norm whenever its scale is positive. On this project's
-    2-core CPU the first block of the termination network (64 channels at 28 x 28)
-    was dominated by these memory-bound layers. The pool floors odd sizes:
-    28 -> 14 -> 7 -> 3 -> 1.
+    ``order``: ``"bn_act"`` (conv, BN, activation: the location network) or
+    ``"act_bn"`` (conv, activation, BN: the termination network). In both the
+    max-pool is applied right after the convolution, before the batch norm, so that
+    the memory-bound per-pixel layers run on a quarter of the pixels: max-pooling
+    commutes exactly with the monotone activations (ReLU, tanh), and with batch norm
+    whenever its scale is positive. The pool floors odd sizes: 28 -> 14 -> 7 -> 3 -> 1.
     """
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]()
     conv = nn.Conv2d(c_in, c_out, 3, padding=1)
