@@ -127,7 +127,11 @@ def test_state_dict_keeps_the_flat_attention_names(attention):
         "att_keys.weight", "att_keys.bias", "att_query.weight", "att_score.weight",
         "att_gate.weight", "att_gate.bias",
     ]  # fmt: skip
-    assert keys.index("lstm.weight_ih_l0") < keys.index("att_keys.weight") < keys.index("head.0.weight")
+    assert (
+        keys.index("lstm.weight_ih_l0")
+        < keys.index("att_keys.weight")
+        < keys.index("head.0.weight")
+    )
     other = StrokeNet(FullNSConfig(**SMALL, attention=attention))
     other.load_state_dict(net.state_dict())  # strict: every key found
     assert torch.equal(other.att.keys.weight, net.att.keys.weight)
@@ -149,7 +153,9 @@ def test_networks_take_their_sizes_from_the_config():
 def test_attention_weights_are_the_additive_tanh_scores():
     att = small_stroke_net("post").att
     keys, query = torch.randn(5, 196, 8), torch.randn(5, 3, 16)  # (N, 196, A), (N, T, H)
-    scores = att.score(torch.tanh(keys.unsqueeze(1) + att.query(query).unsqueeze(2)))  # (N, T, 196, 1)
+    scores = att.score(
+        torch.tanh(keys.unsqueeze(1) + att.query(query).unsqueeze(2))
+    )  # (N, T, 196, 1)
     expected = torch.softmax(scores.squeeze(-1), -1)  # (N, T, 196)
     assert torch.allclose(att.weights(keys, query), expected, atol=1e-6)
 

@@ -90,7 +90,9 @@ def _sat_sorted(net, ctx, state, prev, order, sorted_lengths):
     return torch.cat(outputs), torch.cat(target)
 
 
-def _post_sorted(net, ctx, state, prev, step_mask, order, sorted_lengths, lstm_group, chunk_elements):
+def _post_sorted(
+    net, ctx, state, prev, step_mask, order, sorted_lengths, lstm_group, chunk_elements
+):
     """Teacher forcing with the ``post`` wiring, vectorized over steps.
 
     Returns the outputs (M, 6K + 1) of the M real steps and their flat index (M,)
@@ -124,7 +126,11 @@ def _lstm_sorted(net, pe, h0, c0, sorted_lengths, group):
     t_max = pe.shape[1]
     outs = []
     for x, h, c, t in zip(
-        pe.split(group), h0.split(group, 1), c0.split(group, 1), sorted_lengths[::group], strict=True
+        pe.split(group),
+        h0.split(group, 1),
+        c0.split(group, 1),
+        sorted_lengths[::group],
+        strict=True,
     ):
         if t == 0:  # no step to compute in this group
             outs.append(x.new_zeros(x.shape[0], t_max, net.hidden))

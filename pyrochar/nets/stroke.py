@@ -104,7 +104,9 @@ class GatedAttention(nn.Module):
         hidden = torch.sigmoid(keys.unsqueeze(1) * 2.0 + q * 2.0)  # (N, T, 196, A)
         return torch.softmax(self.score(hidden).squeeze(-1) * 2.0, dim=-1)  # (N, T, 196)
 
-    def forward(self, keys: torch.Tensor, features: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, keys: torch.Tensor, features: torch.Tensor, query: torch.Tensor
+    ) -> torch.Tensor:
         """keys (N, 196, A), features (N, 196, C), queries (N, T, H) -> gated context (N, T, C)."""
         context = torch.bmm(self.weights(keys, query), features)  # (N, T, C)
         return torch.sigmoid(self.gate(query)) * context
@@ -171,7 +173,9 @@ class StrokeNet(nn.Module):
         n = canvas.shape[0]
         features = share_blank_canvases(self.feature_map, canvas)  # (N, 196, C)
         start_embedding = self.start_embed(start)  # (N, E)
-        init = torch.tanh(self.init_state(torch.cat([features.mean(1), start_embedding], -1)))  # (N, 2LH)
+        init = torch.tanh(
+            self.init_state(torch.cat([features.mean(1), start_embedding], -1))
+        )  # (N, 2LH)
         init = init.view(n, 2, self.layers, self.hidden).permute(1, 2, 0, 3)  # (2, L, N, H)
         state = (init[0].contiguous(), init[1].contiguous())
         ctx = StrokeContext(features, self.att.keys(features), start_embedding)

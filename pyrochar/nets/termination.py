@@ -29,7 +29,9 @@ class TerminationNet(nn.Module):
         channels, n_blocks = config.termination_channels, config.termination_blocks
         blocks, c_in = [], 1
         for _ in range(n_blocks):
-            blocks.append(conv_pool_block(c_in, channels, "relu", config.termination_dropout, "act_bn"))
+            blocks.append(
+                conv_pool_block(c_in, channels, "relu", config.termination_dropout, "act_bn")
+            )
             c_in = channels
         self.cnn = CanvasCNN(*blocks)  # (N, 28, 28) -> (N, C, s, s), s = 28 // 2**n_blocks
         side = config.canvas_size
