@@ -53,8 +53,11 @@ from pyrochar.sampling import sample_batch  # noqa: E402
 
 def plain_log_likelihood(model, batch):
     """The teacher-forced log-likelihood per drawing without any Pyro machinery."""
-    index, sites = model.teacher_forced_distributions(batch)
-    total = sum(fn.log_prob(value) for fn, value in sites.values())
+    index, sites = model.teacher_forced_sites(batch)
+    total = 0.0
+    for s in sites:  # masked log-probs, summed over each plate entry's steps
+        lp = torch.where(s.mask, s.fn.log_prob(s.value), 0.0)
+        total = total + lp.reshape(len(index), -1).sum(-1)
     return total.new_zeros(batch.batch_size).index_add(0, index, total)
 
 

@@ -99,7 +99,7 @@ def show(source, alphabet, character, drawer, file_, out):
     from pyrochar.data.jsonio import read_drawing_file
     from pyrochar.data.omniglot import load_omniglot
     from pyrochar.models.batch import CharacterBatch
-    from pyrochar.models.full_ns import prefix_canvases
+    from pyrochar.models.full_ns import stroke_canvases
     from pyrochar.viz import data_figure
 
     if file_ is not None:
@@ -117,7 +117,7 @@ def show(source, alphabet, character, drawer, file_, out):
     controls = [splines.to_normalized(cp) for cp in splines.preprocess_drawing(drawing.strokes)]
     if controls:
         batch = CharacterBatch.from_control_points([controls])
-        canvas = prefix_canvases(batch)[0, -1].numpy()
+        canvas = stroke_canvases(batch)[0, -1].numpy()
     else:
         canvas = np.zeros((28, 28))
         click.echo("note: every stroke is shorter than 20 px; nothing is kept", err=True)

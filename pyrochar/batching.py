@@ -39,14 +39,14 @@ class BatchSource:
         return len(self.strokes)
 
     def _render_all(self) -> None:
-        from .models.full_ns import prefix_canvases
+        from .models.full_ns import stroke_canvases
 
         parts = []
         for lo in range(0, len(self), CANVAS_CHUNK):
             idx = np.arange(lo, min(lo + CANVAS_CHUNK, len(self)))
             batch = CharacterBatch.from_strokes([self.strokes[i] for i in idx]).to(self.device)
             with torch.no_grad():
-                canv = prefix_canvases(batch)  # (b, S + 1, 28, 28)
+                canv = stroke_canvases(batch)  # (b, S + 1, 28, 28)
             for k, d in enumerate(idx):
                 parts.append(canv[k, : self.n_strokes[d] + 1])
         self._canvases = torch.cat(parts) if parts else None

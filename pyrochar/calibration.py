@@ -55,9 +55,9 @@ def trivial_model_nll(
     p_stroke_end = n_strokes_fit / (len(o_fit) + extra_fit)
     p_char_end = n_chars_fit / n_strokes_fit
     parts = {
-        "locations": _gaussian_nll(s_fit, s) / n_chars,
-        "offsets": _gaussian_nll(o_fit, o) / n_chars,
-        "stroke_ends": _bernoulli_nll(p_stroke_end, n_strokes, len(o) + extra) / n_chars,
-        "char_ends": _bernoulli_nll(p_char_end, n_chars, n_strokes) / n_chars,
+        "loc": _gaussian_nll(s_fit, s) / n_chars,
+        "offset": _gaussian_nll(o_fit, o) / n_chars,
+        "stroke_end": _bernoulli_nll(p_stroke_end, n_strokes, len(o) + extra) / n_chars,
+        "char_end": _bernoulli_nll(p_char_end, n_chars, n_strokes) / n_chars,
     }
     return {"mean_nll": sum(parts.values()), "n": n_chars, "breakdown": parts}

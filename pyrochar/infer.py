@@ -3,8 +3,10 @@
 The negative log-likelihood of a character is the sum (never the mean) of the
 log-probabilities of all its sites: every start location, every offset, every
 "stroke ends" and every "character ends" decision, in nats, in normalized units
-(REFERENCE.md section 7). It is read off ``poutine.trace`` of the model with the
-drawing observed, split by site type for the breakdown.
+(docs/model.md, "Likelihood"). It is read off ``poutine.trace`` of the model with
+the drawing observed, split by variable (``loc``, ``offset``, ``stroke_end``,
+``char_end``) for the breakdown. Effect handlers around these functions act on the
+traced program (e.g. :func:`pyrochar.handlers.swap_sites`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
-from .models.base import CharacterModel
-from .models.batch import SITE_TYPES, CharacterBatch, site_type
+from .models.base import CharacterModel, evaluating
+from .models.batch import CharacterBatch
+from .models.sites import VARIABLES, site_variable
 
 
 def _per_drawing(trace, index: torch.Tensor | None, batch_size: int):
-    """Sum each sample site's log-prob into its drawing: -> total (B,), breakdown {type: (B,)}."""
+    """Sum each sample site's log-prob into its drawing: -> total (B,), breakdown {variable: (B,)}."""
     trace.compute_log_prob()
-    breakdown = {t: None for t in SITE_TYPES}
+    breakdown = {v: None for v in VARIABLES}
     total = None
     for name, site in trace.nodes.items():
         if site["type"] != "sample" or site_is_subsample(site):
@@ -32,7 +35,7 @@ def _per_drawing(trace, index: torch.Tensor | None, batch_size: int):
         lp = site["log_prob"]
         if index is not None:
             lp = lp.new_zeros(batch_size).index_add(0, index, lp)
-        kind = site_type(name)
+        kind = site_variable(name)
         breakdown[kind] = lp if breakdown[kind] is None else breakdown[kind] + lp
         total = lp if total is None else total + lp
     zero = torch.zeros(batch_size)
@@ -54,22 +57,20 @@ def log_likelihood_per_step(model: CharacterModel, batch: CharacterBatch):
     """Per-drawing log-likelihood via the per-step model conditioned on the batch.
 
     The definition the fast path is tested against; slower (a site per variable).
+    Raises :class:`~pyrochar.models.base.CapsExceeded` for drawings longer than the caps.
     """
+    model.check_caps(batch)
     conditioned = poutine.condition(model.model, data=batch.condition_dict())
-    trace = poutine.trace(conditioned).get_trace(
-        batch_size=batch.batch_size,
-        max_strokes=max(batch.starts.shape[1], 1),
-        max_steps=max(batch.offsets.shape[2], 1),
-    )
+    trace = poutine.trace(conditioned).get_trace(batch_size=batch.batch_size)
     return _per_drawing(trace, None, batch.batch_size)
 
 
 @dataclass
 class Scores:
-    """NLL per drawing (nats, normalized units) and its breakdown by site type."""
+    """NLL per drawing (nats, normalized units) and its breakdown by variable."""
 
     nll: np.ndarray  # (D,)
-    breakdown: dict[str, np.ndarray] = field(default_factory=dict)  # type -> (D,)
+    breakdown: dict[str, np.ndarray] = field(default_factory=dict)  # variable -> (D,)
 
     @property
     def mean(self) -> float:
@@ -86,18 +87,14 @@ class Scores:
 @torch.no_grad()
 def score(model: CharacterModel, source, batch_size: int = 200, progress: bool = False) -> Scores:
     """Score every drawing of a :class:`~pyrochar.batching.BatchSource` (eval mode)."""
-    was_training = model.training
-    model.eval()
     n = len(source)
     nll = np.zeros(n)
-    parts = {t: np.zeros(n) for t in SITE_TYPES}
-    try:
+    parts = {v: np.zeros(n) for v in VARIABLES}
+    with evaluating(model):
         batches = source.index_batches(batch_size)
         for idx in tqdm(batches, desc="scoring", unit="batch", disable=not progress):
             total, breakdown = log_likelihood(model, model.prepare_batch(source.batch(idx)))
             nll[idx] = -total.cpu().double().numpy()
             for k, v in breakdown.items():
                 parts[k][idx] = -v.cpu().double().numpy()
-    finally:
-        model.train(was_training)
     return Scores(nll, parts)

@@ -7,7 +7,7 @@ import pyro
 import torch
 
 from .handlers import temperature as temper_handler
-from .models.base import CharacterModel
+from .models.base import CharacterModel, evaluating
 from .models.batch import CharacterBatch
 from .splines import start_offsets_to_stroke
 
@@ -17,17 +17,10 @@ def sample_batch(
     model: CharacterModel, n: int, temperature: float = 1.0, seed: int | None = None
 ) -> CharacterBatch:
     """n characters from ``model.model`` (eval mode) at the given temperature."""
-    if n < 1:
-        raise ValueError("n must be >= 1")
     if seed is not None:
         pyro.set_rng_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        with temper_handler(temperature=temperature):
-            return model.model(batch_size=n)
-    finally:
-        model.train(was_training)
+    with evaluating(model), temper_handler(temperature=temperature):
+        return model.model(batch_size=n)
 
 
 def batch_to_controls(batch: CharacterBatch) -> list[list[np.ndarray]]:

@@ -283,9 +283,13 @@ def stroke_to_start_offsets(control_points: np.ndarray) -> tuple[np.ndarray, np.
     """Control points (n, 2) -> (start (2,), offsets (n-1, 2)).
 
     ``start`` is the first point of the evaluated spline (``0.8 cp[0] + 0.2 cp[1]``
-    for n >= 2, ``cp[0]`` for n = 1); ``offsets[i] = cp[i+1] - cp[i]``.
+    for n >= 2, ``cp[0]`` for n = 1); ``offsets[i] = cp[i+1] - cp[i]``. The models
+    draw every stroke with at least one offset, so a single control point (a dot)
+    is the dot it draws: two coincident control points, one zero offset.
     """
     cp = _xy(control_points)
+    if len(cp) == 1:
+        cp = np.concatenate([cp, cp])  # a dot: (2, 2), start cp[0], offset (0, 0)
     start = start_weights(len(cp)) @ cp  # (2,)
     return start, np.diff(cp, axis=0)
 

@@ -45,16 +45,14 @@ TINY_FULL_NS = dict(
     stroke_head_hidden=16,
     termination_channels=4,
     termination_hidden=8,
-    max_strokes=4,
-    max_steps=8,
 )
 
 
 TINY_HLSTM = dict(
     n_components=3, char_hidden=16, char_layers=2, encoder_hidden=8, location_hidden=16,
-    termination_hidden=8, stroke_hidden=16, start_embed=8, max_strokes=4, max_steps=8,
+    termination_hidden=8, stroke_hidden=16, start_embed=8,
 )
-TINY_BASELINE = dict(n_components=3, hidden=16, layers=2, max_strokes=4, max_steps=8)
+TINY_BASELINE = dict(n_components=3, hidden=16, layers=2)
 TINY_BPL = dict(n_components=3, location_slots=2, offset_slots=3, stroke_end_slots=4, char_end_slots=2)
 TINY = {"full-ns": TINY_FULL_NS, "hlstm": TINY_HLSTM, "baseline": TINY_BASELINE, "bpl": TINY_BPL}
 

@@ -114,14 +114,13 @@ def test_strokes_are_independent_of_each_other(greek_source):
         _, a = log_likelihood(m, one)
         _, b = log_likelihood(m, changed)
     # only stroke 0's own terms move; the second stroke's start is scored by the same GMM
-    tf_a = m.teacher_forced_distributions(one)[1]
-    tf_b = m.teacher_forced_distributions(changed)[1]
-    for site in ("loc", "offsets"):
-        fa, va = tf_a[site]
-        fb, vb = tf_b[site]
-        assert torch.allclose(fa.log_prob(va)[1:], fb.log_prob(vb)[1:])
-    assert torch.equal(a["stroke_ends"], b["stroke_ends"])
-    assert torch.equal(a["char_ends"], b["char_ends"])
+    tf_a = {s.variable: s for s in m.teacher_forced_sites(one)[1]}
+    tf_b = {s.variable: s for s in m.teacher_forced_sites(changed)[1]}
+    for site in ("loc", "offset"):
+        sa, sb = tf_a[site], tf_b[site]
+        assert torch.allclose(sa.fn.log_prob(sa.value)[1:], sb.fn.log_prob(sb.value)[1:])
+    assert torch.equal(a["stroke_end"], b["stroke_end"])
+    assert torch.equal(a["char_end"], b["char_end"])
 
 
 # ------------------------------------------------------------------ sampling
@@ -237,7 +236,7 @@ def test_fit_generalizes_to_a_held_out_alphabet(alphabet_split, fitted):
     assert np.isfinite(got.nll).all()
     assert got.mean < untrained - 10  # measured: 30.0 against 52.9
     assert got.mean < trivial - 3  # measured: 30.0 against 36.3
-    assert got.summary()["breakdown"]["offsets"] < trivial_parts["breakdown"]["offsets"]
+    assert got.summary()["breakdown"]["offset"] < trivial_parts["breakdown"]["offset"]
 
 
 def test_fit_is_already_a_maximum_of_the_training_likelihood(alphabet_split, fitted):

@@ -9,13 +9,13 @@ def test_trivial_model_reproduces_the_reference_calibration(shared_prepared):
     ref = trivial_model_nll(shared_prepared, before_first_offset=True)
     # REFERENCE.md: 40.3 (starts 6.0, offsets 26.8, stroke ends 5.8, character ends 1.6)
     assert ref["mean_nll"] == pytest.approx(40.3, abs=0.05)
-    assert ref["breakdown"]["locations"] == pytest.approx(6.0, abs=0.05)
-    assert ref["breakdown"]["offsets"] == pytest.approx(26.8, abs=0.05)
-    assert ref["breakdown"]["stroke_ends"] == pytest.approx(5.8, abs=0.05)
-    assert ref["breakdown"]["char_ends"] == pytest.approx(1.6, abs=0.05)
+    assert ref["breakdown"]["loc"] == pytest.approx(6.0, abs=0.05)
+    assert ref["breakdown"]["offset"] == pytest.approx(26.8, abs=0.05)
+    assert ref["breakdown"]["stroke_end"] == pytest.approx(5.8, abs=0.05)
+    assert ref["breakdown"]["char_end"] == pytest.approx(1.6, abs=0.05)
     # our models never decide before the first offset (at least one per stroke)
     ours = trivial_model_nll(shared_prepared)
-    assert ours["breakdown"]["stroke_ends"] == pytest.approx(5.24, abs=0.01)
+    assert ours["breakdown"]["stroke_end"] == pytest.approx(5.24, abs=0.01)
     assert ours["mean_nll"] == pytest.approx(39.69, abs=0.01)
 
 

@@ -96,7 +96,7 @@ def test_train_score_sample_end_to_end(run, small_omniglot, tmp_path):
     res = run("score", "--checkpoint", ck, "--source", small_omniglot, "--json", "--per-drawing")
     data = json.loads(res.stdout)
     assert data["n"] == 36 and len(data["per_drawing"]) == 36
-    assert set(data["breakdown"]) == {"locations", "offsets", "stroke_ends", "char_ends"}
+    assert set(data["breakdown"]) == {"loc", "offset", "stroke_end", "char_end"}
     files = sorted((small_omniglot / "strokes_background" / "Greek" / "character01").glob("*.txt"))[:2]
     res = run("score", "--checkpoint", ck, *files)
     assert "mean NLL" in res.output and "n = 2" in res.output

@@ -70,8 +70,8 @@ def test_user_location_prior_with_learned_stroke_model(shared_prepared, greek_so
         slow, _ = log_likelihood_per_step(m, batch)
     # scoring works on both paths and agrees; only the location term changed
     assert torch.allclose(fast, slow, atol=1e-4)
-    assert not torch.allclose(parts["locations"], base_parts["locations"])
-    for k in ("offsets", "stroke_ends", "char_ends"):
+    assert not torch.allclose(parts["loc"], base_parts["loc"])
+    for k in ("offset", "stroke_end", "char_end"):
         assert torch.allclose(parts[k], base_parts[k], atol=1e-5)
     # sampling follows the new prior: starts spread like the fitted Gaussian
     pyro.set_rng_seed(0)
