@@ -215,9 +215,9 @@ def test_hazards_are_the_smoothed_empirical_ones(alphabet_split, fitted):
     assert torch.sigmoid(fitted.stroke_end_logits[0]).item() == pytest.approx(q1, rel=1e-5)
 
 
-def test_fit_is_deterministic(shared_prepared):
-    greek = np.flatnonzero(shared_prepared.meta["alphabet"] == "Greek")[:200]
-    greek = shared_prepared.select(greek)
+def test_fit_is_deterministic(fixture_prepared):
+    greek = np.flatnonzero(fixture_prepared.meta["alphabet"] == "Greek")[:200]
+    greek = fixture_prepared.select(greek)
     config = BPLConfig(n_components=4, em_iterations=30)
     a = BPLPrior.fit(greek, config, seed=3).state_dict()
     b = BPLPrior.fit(greek, config, seed=3).state_dict()

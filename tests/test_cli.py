@@ -60,14 +60,14 @@ def test_prepare_twice_reuses_the_cache(run, small_omniglot, tmp_path):
     assert files[0].stat().st_mtime_ns == mtime
 
 
-def test_show_writes_a_picture(run, omniglot_root, tmp_path):
+def test_show_writes_a_picture(run, fixture_root, tmp_path):
     from PIL import Image
 
     out = tmp_path / "fig.png"
-    run("data", "show", "--source", omniglot_root, "--alphabet", "Greek", "--character", 3,
+    run("data", "show", "--source", fixture_root, "--alphabet", "Greek", "--character", 3,
         "--drawer", 7, "-o", out)
     assert Image.open(out).size[0] > 3 * 105
-    res = run("data", "show", "--source", omniglot_root, "--alphabet", "Greek", "--character", 99,
+    res = run("data", "show", "--source", fixture_root, "--alphabet", "Greek", "--character", 99,
               "-o", out, ok=False)
     assert "no drawing" in res.output
 
@@ -179,13 +179,13 @@ def test_evaluate_command_and_its_errors(run, small_omniglot, tmp_path):
     assert "MODEL:KEY=VALUE" in res.output
 
 
-def test_precision_option_trains_and_scores_in_mixed_precision(run, small_omniglot, omniglot_root, tmp_path):
+def test_precision_option_trains_and_scores_in_mixed_precision(run, small_omniglot, fixture_root, tmp_path):
     out = tmp_path / "run"
     run("train", "--source", small_omniglot, "--split", "alphabet:0", "--epochs", 1, "--batch-size", 12,
         "--precision", "bf16-mixed", *TINY_SET, "--out", out)
     saved = json.loads((out / "results.json").read_text())
     assert math.isfinite(saved["test"]["mean_nll"])
-    args = ("score", "--source", omniglot_root, "--alphabets", "Latin", "--json")
+    args = ("score", "--source", fixture_root, "--alphabets", "Latin", "--json")
     fp32 = json.loads(run(*args).stdout)["mean_nll"]
     bf16 = json.loads(run(*args, "--precision", "bf16-mixed").stdout)["mean_nll"]
     assert fp32 != bf16 and abs(fp32 - bf16) < 0.1  # measured: 0.007 on all 6 alphabets

@@ -24,12 +24,12 @@ TINY = {
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
-def tiny_data(shared_prepared):
+def tiny_data(fixture_prepared):
     """3 alphabets x 5 characters x 3 drawings."""
-    keys = shared_prepared.character_keys()
+    keys = fixture_prepared.character_keys()
     wanted = {f"{a}/character{c:02d}" for a in ("Greek", "Latin", "Korean") for c in range(1, 6)}
-    idx = [d for d, k in enumerate(keys) if k in wanted and shared_prepared.meta["drawer"][d] <= 3]
-    return shared_prepared.select(idx)
+    idx = [d for d, k in enumerate(keys) if k in wanted and fixture_prepared.meta["drawer"][d] <= 3]
+    return fixture_prepared.select(idx)
 
 
 def _cfg(**kw):

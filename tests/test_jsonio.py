@@ -237,8 +237,8 @@ def test_empty_drawing_list(tmp_path: Path) -> None:
         read_drawings_json(f)
 
 
-def test_read_drawing_file_dispatch(tmp_path: Path, omniglot_root: Path) -> None:
-    txt = omniglot_root / "strokes_background" / "Latin" / "character01" / "0683_01.txt"
+def test_read_drawing_file_dispatch(tmp_path: Path, fixture_root: Path) -> None:
+    txt = fixture_root / "strokes_background" / "Latin" / "character01" / "0683_01.txt"
     (d,) = read_drawing_file(txt)
     assert d.alphabet == "Latin" and d.drawer == 1
     j = tmp_path / "d.JSON"

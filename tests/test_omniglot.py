@@ -147,32 +147,32 @@ def test_read_missing_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- labels
 
 
-def test_labels_of_real_file(omniglot_root: Path) -> None:
-    d = read_stroke_file(omniglot_root / GREEK_FILE)
+def test_labels_of_real_file(fixture_root: Path) -> None:
+    d = read_stroke_file(fixture_root / GREEK_FILE)
     assert d.subset == "background"
     assert d.alphabet == "Greek"
     assert d.character == 3
     assert d.character_id == 396
     assert d.drawer == 7
     assert d.key == "Greek/character03/0396_07"
-    assert d.source == str(omniglot_root / GREEK_FILE)
+    assert d.source == str(fixture_root / GREEK_FILE)
     assert d.n_strokes >= 1
     assert all(s.ndim == 2 and s.shape[1] == 3 and s.dtype == np.float64 for s in d.strokes)
 
 
-def test_labels_none_outside_layout(tmp_path: Path, omniglot_root: Path) -> None:
+def test_labels_none_outside_layout(tmp_path: Path, fixture_root: Path) -> None:
     f = tmp_path / "drawing.txt"
-    shutil.copy(omniglot_root / GREEK_FILE, f)
+    shutil.copy(fixture_root / GREEK_FILE, f)
     d = read_stroke_file(f)
     labels = (d.subset, d.alphabet, d.character, d.character_id, d.drawer)
     assert labels == (None,) * 5
     assert d.key == str(f)
 
 
-def test_labels_without_subset_folder(tmp_path: Path, omniglot_root: Path) -> None:
+def test_labels_without_subset_folder(tmp_path: Path, fixture_root: Path) -> None:
     f = tmp_path / "Greek" / "character03" / "0396_07.txt"
     f.parent.mkdir(parents=True)
-    shutil.copy(omniglot_root / GREEK_FILE, f)
+    shutil.copy(fixture_root / GREEK_FILE, f)
     d = read_stroke_file(f)
     assert (d.subset, d.alphabet, d.character, d.character_id, d.drawer) == (
         None,
@@ -230,9 +230,9 @@ def test_load_single_alphabet_folder(omniglot_root: Path) -> None:
     assert res.drawings[0].character == 1 and res.drawings[-1].character == 26
 
 
-def test_folder_and_zip_give_same_drawings(tmp_path: Path, omniglot_root: Path) -> None:
+def test_folder_and_zip_give_same_drawings(tmp_path: Path, fixture_root: Path) -> None:
     folder = _copy_chars(
-        omniglot_root,
+        fixture_root,
         tmp_path / "f",
         ["Greek/character01", "Greek/character02", "Latin/character05"],
     )
@@ -251,7 +251,7 @@ def test_folder_and_zip_give_same_drawings(tmp_path: Path, omniglot_root: Path) 
     )
     assert from_zip.drawings[0].subset == "background"
     # Same as the shared originals too.
-    originals = load_omniglot(omniglot_root, alphabets=["Greek", "Latin"])
+    originals = load_omniglot(fixture_root, alphabets=["Greek", "Latin"])
     wanted = [
         d
         for d in originals.drawings
@@ -260,21 +260,21 @@ def test_folder_and_zip_give_same_drawings(tmp_path: Path, omniglot_root: Path) 
     _same(LoadResult(wanted, []), from_zip)
 
 
-def test_parent_prefers_folder_over_zip(tmp_path: Path, omniglot_root: Path) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01"])
+def test_parent_prefers_folder_over_zip(tmp_path: Path, fixture_root: Path) -> None:
+    folder = _copy_chars(fixture_root, tmp_path, ["Greek/character01"])
     _zip_folder(folder, tmp_path / "strokes_background.zip")
     shutil.rmtree(folder / "Greek" / "character01")
     (folder / "Greek" / "character02").mkdir()
     shutil.copy(
-        omniglot_root / GREEK_FILE.parent.parent / "character02" / "0395_01.txt",
+        fixture_root / GREEK_FILE.parent.parent / "character02" / "0395_01.txt",
         folder / "Greek" / "character02",
     )
     res = load_omniglot(tmp_path)
     assert [d.key for d in res.drawings] == ["Greek/character02/0395_01"]
 
 
-def test_zip_with_escaping_entries(tmp_path: Path, omniglot_root: Path) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path / "f", ["Greek/character01"])
+def test_zip_with_escaping_entries(tmp_path: Path, fixture_root: Path) -> None:
+    folder = _copy_chars(fixture_root, tmp_path / "f", ["Greek/character01"])
     good = (folder / "Greek" / "character01" / "0394_01.txt").read_bytes()
     zpath = _zip_folder(
         folder,
@@ -302,8 +302,8 @@ def test_zip_with_escaping_entries(tmp_path: Path, omniglot_root: Path) -> None:
     _same(res, load_omniglot(folder))
 
 
-def test_default_skips_bad_file_strict_raises(tmp_path: Path, omniglot_root: Path) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01", "Greek/character02"])
+def test_default_skips_bad_file_strict_raises(tmp_path: Path, fixture_root: Path) -> None:
+    folder = _copy_chars(fixture_root, tmp_path, ["Greek/character01", "Greek/character02"])
     bad = folder / "Greek" / "character02" / "0395_04.txt"
     bad.write_text("START\n1,2,3\noops\nBREAK\n")
     (folder / "Greek" / "character01" / "notes.pdf").write_bytes(b"%PDF")
@@ -326,8 +326,8 @@ def test_default_skips_bad_file_strict_raises(tmp_path: Path, omniglot_root: Pat
     assert info.value.path in by_source
 
 
-def test_load_progress_bar(tmp_path: Path, omniglot_root: Path, capsys) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01"])
+def test_load_progress_bar(tmp_path: Path, fixture_root: Path, capsys) -> None:
+    folder = _copy_chars(fixture_root, tmp_path, ["Greek/character01"])
     res = load_omniglot(folder, progress=True)
     assert len(res.drawings) == 20
     assert "20/20" in capsys.readouterr().err

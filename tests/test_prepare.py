@@ -26,9 +26,9 @@ def test_shared_statistics_match_the_independent_implementation(shared_prepared)
     assert shared_prepared.stroke_sizes.min() >= 2  # no stroke needed 1 control point
 
 
-def test_models_see_starts_and_offsets_in_normalized_units(shared_prepared):
+def test_models_see_starts_and_offsets_in_normalized_units(fixture_prepared):
     d = 123
-    for cp, (start, offsets) in zip(shared_prepared.strokes(d), shared_prepared.starts_offsets(d), strict=True):
+    for cp, (start, offsets) in zip(fixture_prepared.strokes(d), fixture_prepared.starts_offsets(d), strict=True):
         np.testing.assert_allclose(splines.start_offsets_to_stroke(start, offsets), cp, atol=1e-12)
         # the start is the first point of the evaluated spline, in normalized units
         first = splines.evaluate_spline(splines.to_motor(cp), 10)[0]
@@ -61,8 +61,8 @@ def test_a_corrupted_cache_is_recomputed(small_omniglot, tmp_path):
         PreparedDataset.load(tmp_path / "x.npz")
 
 
-def test_select_characters(shared_prepared):
-    sub = shared_prepared.select_characters(["Greek/character03", "Latin/character01"])
+def test_select_characters(fixture_prepared):
+    sub = fixture_prepared.select_characters(["Greek/character03", "Latin/character01"])
     assert len(sub) == 40
     assert set(sub.character_keys()) == {"Greek/character03", "Latin/character01"}
     assert sub.strokes(0)[0].shape[1] == 2

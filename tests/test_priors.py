@@ -59,9 +59,9 @@ def test_swap_keeps_masks(greek_source):
     assert (after[f"loc_{last}"][dead] == 0).all()
 
 
-def test_user_location_prior_with_learned_stroke_model(shared_prepared, greek_source):
+def test_user_location_prior_with_learned_stroke_model(fixture_prepared, greek_source):
     m = tiny()
-    prior = GaussianLocationPrior.fit(shared_prepared)
+    prior = GaussianLocationPrior.fit(fixture_prepared)
     batch = greek_source.batch(range(6))
     with torch.no_grad():
         base, base_parts = log_likelihood(m, batch)
