@@ -116,15 +116,15 @@ class CharacterModel(nn.Module):
     def register_with_pyro(self) -> None:
         """``pyro.module(self.name, self)``: the networks' parameters in Pyro's param store.
 
-        Both programs call it, so ``pyro.infer.SVI`` trains the networks. Pyro keeps
-        the first tensor stored under a name; a model built later (another seed, a
+        Both programs call it, so ``pyro.infer.SVI`` trains the networks. The store
+        holds the model's own parameter tensors: a model built later (another seed, a
         checkpoint loaded afterwards) takes the name over from an earlier one.
         """
         store = pyro.get_param_store()
         for pname, p in self.named_parameters():
             full = param_with_module_name(self.name, pname)
-            if full in store and store[full] is not p:
-                del store[full]
+            if store._params.get(full) is not p:
+                _store_parameter_itself(store, full, p)
         pyro.module(self.name, self)
 
     # ------------------------------------------------------------ the hooks
@@ -288,6 +288,24 @@ class CharacterModel(nn.Module):
         return batch
 
 
+def _store_parameter_itself(store, name: str, p: torch.Tensor) -> None:
+    """Put the tensor ``p`` itself in Pyro's param store under ``name``.
+
+    ``ParamStoreDict.__setitem__`` stores ``value.contiguous()``: a *copy* for the
+    canvas CNNs' channels-last weights, which SVI would then train instead of the
+    network's own weights. So the copy is replaced by ``p`` in the store's two maps
+    (a real-valued parameter: its unconstrained value is itself).
+    """
+    if name in store:
+        del store[name]
+    store[name] = p
+    stored = store._params[name]
+    if stored is not p:
+        store._param_to_name.pop(stored, None)
+        store._params[name] = p
+        store._param_to_name[p] = name
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -298,7 +316,7 @@ def _refuse_vectorizing_plates(model_name: str) -> None:
     """The per-step program's loops end when its characters end, so it cannot be
     vectorized by an outer plate (e.g. ``Predictive(..., parallel=True)``)."""
     for frame in _PYRO_STACK:
-        if isinstance(frame, pyro.poutine.plate_messenger.PlateMessenger) and frame.vectorized:
+        if isinstance(frame, pyro.poutine.plate_messenger.PlateMessenger) and frame.dim is not None:
             raise PyrocharError(
                 f"{model_name}.model cannot run inside the vectorized plate {frame.name!r} "
                 "(e.g. Predictive(..., parallel=True)): how many strokes and offsets it draws "
