@@ -88,7 +88,7 @@ def check_temperature(value, name: str = "temperature") -> float:
     value = float(value)
     if not math.isfinite(value) or not 0 < value <= TEMPERATURE_MAX:
         raise ArgumentValueError(
-            f"{name} must be a finite number in (0, {TEMPERATURE_MAX:g}], got {value}; "
+            f"{name} must be a finite number in (0, {TEMPERATURE_MAX:g}], got {value:g}; "
             "1 samples from the model itself, lower values draw more typical characters"
         )
     return value
@@ -178,9 +178,12 @@ def check_drawing(drawing, name: str = "drawing"):
     from .data.drawing import Drawing
 
     if not isinstance(drawing, Drawing):
-        hint = (" (a list: pass one drawing, e.g. drawings[0])" if isinstance(drawing, (list, tuple))
-                else "; read one with pyrochar.load_drawings(path)[0]")
-        raise ArgumentTypeError(f"{name} must be a pyrochar Drawing, got {_kind(drawing)}{hint}")
+        if isinstance(drawing, (list, tuple)) and drawing and isinstance(drawing[0], Drawing):
+            hint = "a list of drawings: pass one drawing, e.g. drawings[0]"
+        else:
+            hint = ("read drawings with pyrochar.load_drawings(path), or make one with "
+                    "pyrochar.data.drawing.Drawing(strokes=[(k, 2) arrays])")
+        raise ArgumentTypeError(f"{name} must be a pyrochar Drawing, got {_kind(drawing)}; {hint}")
     if not isinstance(drawing.strokes, (list, tuple)) or len(drawing.strokes) == 0:
         raise ArgumentValueError(f"{name} has no strokes")
     for i, stroke in enumerate(drawing.strokes):
