@@ -161,15 +161,23 @@ def check_output_folder(value, name: str) -> Path:
 # ----------------------------------------------------------------- drawings
 
 
-def _check_stroke(stroke, where: str) -> None:
-    """One raw stroke: a finite float array (k >= 1, 2 or 3 columns)."""
-    if not isinstance(stroke, np.ndarray):
-        raise ArgumentTypeError(f"{where} must be a numpy array of shape (k, 2) or (k, 3), "
-                                f"got {_kind(stroke)}")
-    if stroke.ndim != 2 or stroke.shape[1] not in (2, 3) or len(stroke) == 0:
-        raise ArgumentValueError(f"{where} must have shape (k >= 1, 2) or (k >= 1, 3), "
-                                 f"got {tuple(stroke.shape)}")
-    if not np.issubdtype(stroke.dtype, np.number) or not np.isfinite(stroke).all():
+def _check_list(value, name: str, what: str) -> list:
+    """A non-empty list or tuple -> list; ``what`` says what it should hold."""
+    if not isinstance(value, (list, tuple)):
+        raise ArgumentTypeError(f"{name} must be a list of {what}, got {_kind(value)}")
+    if len(value) == 0:
+        raise ArgumentValueError(f"{name} is empty; pass at least one of {what}")
+    return list(value)
+
+
+def _check_points(points, where: str, columns: tuple[int, ...]) -> None:
+    """A finite numeric numpy array of shape (k >= 1, c), c in ``columns``."""
+    shapes = " or ".join(f"(k >= 1, {c})" for c in columns)
+    if not isinstance(points, np.ndarray):
+        raise ArgumentTypeError(f"{where} must be a numpy array of shape {shapes}, got {_kind(points)}")
+    if points.ndim != 2 or points.shape[1] not in columns or len(points) == 0:
+        raise ArgumentValueError(f"{where} must have shape {shapes}, got {tuple(points.shape)}")
+    if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
         raise ArgumentValueError(f"{where} must hold finite numbers")
 
 
@@ -187,7 +195,7 @@ def check_drawing(drawing, name: str = "drawing"):
     if not isinstance(drawing.strokes, (list, tuple)) or len(drawing.strokes) == 0:
         raise ArgumentValueError(f"{name} has no strokes")
     for i, stroke in enumerate(drawing.strokes):
-        _check_stroke(stroke, f"{name}.strokes[{i}]")
+        _check_points(stroke, f"{name}.strokes[{i}]", (2, 3))
     return drawing
 
 
@@ -197,14 +205,10 @@ def check_drawings(drawings, name: str = "drawings") -> list:
 
     if isinstance(drawings, Drawing):
         raise ArgumentTypeError(f"{name} must be a list of drawings, got one Drawing; pass [drawing]")
-    if not isinstance(drawings, (list, tuple)):
-        raise ArgumentTypeError(f"{name} must be a list of pyrochar Drawings "
-                                f"(pyrochar.load_drawings(paths)), got {_kind(drawings)}")
-    if len(drawings) == 0:
-        raise ArgumentValueError(f"{name} is empty; pass at least one drawing")
+    drawings = _check_list(drawings, name, "pyrochar Drawings (pyrochar.load_drawings(paths))")
     for i, d in enumerate(drawings):
         check_drawing(d, f"{name}[{i}]")
-    return list(drawings)
+    return drawings
 
 
 # ------------------------------------------------------------------- models
@@ -240,21 +244,8 @@ def check_control_points(drawings, name: str = "drawings") -> list:
 
     The input of :meth:`CharacterBatch.from_control_points`: at least one drawing.
     """
-    if not isinstance(drawings, (list, tuple)):
-        raise ArgumentTypeError(f"{name} must be a list of drawings, each a list of (n, 2) "
-                                f"control-point arrays, got {_kind(drawings)}")
-    if len(drawings) == 0:
-        raise ArgumentValueError(f"{name} is empty; pass at least one drawing")
+    drawings = _check_list(drawings, name, "drawings, each a list of (n, 2) control-point arrays")
     for k, strokes in enumerate(drawings):
-        if not isinstance(strokes, (list, tuple)) or len(strokes) == 0:
-            raise ArgumentValueError(f"{name}[{k}] must be a non-empty list of (n, 2) arrays, "
-                                     f"got {_kind(strokes)}")
-        for i, cp in enumerate(strokes):
-            where = f"{name}[{k}][{i}]"
-            if not isinstance(cp, np.ndarray):
-                raise ArgumentTypeError(f"{where} must be a numpy array (n, 2), got {_kind(cp)}")
-            if cp.ndim != 2 or cp.shape[1] != 2 or len(cp) == 0:
-                raise ArgumentValueError(f"{where} must have shape (n >= 1, 2), got {tuple(cp.shape)}")
-            if not np.issubdtype(cp.dtype, np.number) or not np.isfinite(cp).all():
-                raise ArgumentValueError(f"{where} must hold finite numbers")
-    return list(drawings)
+        for i, cp in enumerate(_check_list(strokes, f"{name}[{k}]", "(n, 2) control-point arrays")):
+            _check_points(cp, f"{name}[{k}][{i}]", (2,))
+    return drawings

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -197,7 +196,7 @@ def test_wrong_calls_fail_clearly_at_the_api(fn, args, kwargs, exc, text, model,
 # -------------------------------------------------------------------------- checkers
 
 
-def test_output_file_checks(tmp_path, monkeypatch):
+def test_output_file_checks(tmp_path):
     from pyrochar.checks import check_image_path, check_output_file, check_output_folder
 
     (tmp_path / "a_file").write_text("x")
@@ -210,16 +209,8 @@ def test_output_file_checks(tmp_path, monkeypatch):
         check_image_path(tmp_path / "x.svg", "-o")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         check_output_folder(tmp_path / "a_file", "--out")
-    read_only = tmp_path / "ro"
-    read_only.mkdir()
-    read_only.chmod(0o555)
-    if os.geteuid() == 0:  # root writes anywhere: make the check see what a user would
-        real_access = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != read_only and real_access(p, mode, **kw))
-    with pytest.raises(ValueError, match="not writable"):
-        check_output_file(read_only / "x.json", "--json-out")
-    with pytest.raises(ValueError, match="not writable"):
-        check_output_folder(read_only / "sub", "--out")
+    with pytest.raises(ValueError, match=r"\.json"):
+        check_output_file(tmp_path / "x.txt", "--json-out", suffixes=(".json",))
 
 
 def test_checkers_for_the_internal_functions():

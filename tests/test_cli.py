@@ -237,23 +237,33 @@ IMAGE_COMMANDS = {  # each command with an image -o, as a function of the output
 }
 
 
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch):
+    """A folder the user cannot write into (root writes anywhere: os.access is made
+    to answer for it what it answers a user)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_access = os.access
+        def access(path, mode, **kw):
+            return not (mode & os.W_OK and Path(path) == folder) and real_access(path, mode, **kw)
+
+        monkeypatch.setattr(os, "access", access)
+    return folder
+
+
 @pytest.mark.parametrize("command", ["sample", "complete", "show"])
-def test_bad_output_paths_are_refused(run, tmp_path, monkeypatch, command):
+def test_bad_output_paths_are_refused(run, tmp_path, read_only_dir, command):
     make = IMAGE_COMMANDS[command]
     (tmp_path / "a_file").write_text("keep me")
     _one_error_line(run(*make(tmp_path), ok=False), "is a folder")
     _one_error_line(run(*make(tmp_path / "a_file" / "x.png"), ok=False), "is a file, not a folder")
     _one_error_line(run(*make(tmp_path / "x.svg"), ok=False), "unknown file type '.svg'", ".png")
     _one_error_line(run(*make(tmp_path / "noext"), ok=False), "(no extension)")
-    read_only = tmp_path / "ro"
-    read_only.mkdir()
-    read_only.chmod(0o555)
-    if os.geteuid() == 0:  # root writes anywhere: make the command see what a user would
-        real_access = os.access
-        monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != read_only and real_access(p, mode, **kw))
-    _one_error_line(run(*make(read_only / "x.png"), ok=False), "not writable")
+    _one_error_line(run(*make(read_only_dir / "x.png"), ok=False), "not writable")
     assert (tmp_path / "a_file").read_text() == "keep me"
-    assert list(read_only.iterdir()) == []
+    assert list(read_only_dir.iterdir()) == []
 
 
 def test_images_are_written_in_the_format_of_their_extension(run, tmp_path):
@@ -284,7 +294,7 @@ def test_a_failed_image_write_leaves_the_previous_file(run, tmp_path, monkeypatc
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
 
 
-def test_json_out_and_output_folders_are_checked(run, tmp_path):
+def test_json_out_and_output_folders_are_checked(run, tmp_path, read_only_dir):
     (tmp_path / "a_file").write_text("x")
     _one_error_line(run("sample", "-n", 1, "--json-out", tmp_path, ok=False), "--json-out", "is a folder")
     _one_error_line(run("sample", "-n", 1, "--json-out", tmp_path / "s.txt", ok=False), ".json")
@@ -293,6 +303,9 @@ def test_json_out_and_output_folders_are_checked(run, tmp_path):
     _one_error_line(run("figures", "-o", tmp_path / "a_file", ok=False), "is a file, not a folder")
     _one_error_line(run("evaluate", "--models", "bpl", "--out", tmp_path / "a_file", ok=False),
                     "is a file, not a folder")
+    _one_error_line(run("sample", "-n", 1, "--json-out", read_only_dir / "s.json", ok=False), "not writable")
+    _one_error_line(run("figures", "-o", read_only_dir / "figs", ok=False), "not writable")
+    _one_error_line(run("figures", "-o", read_only_dir, ok=False), "not writable")
 
 
 def test_score_refuses_options_it_would_ignore(run, tmp_path):
