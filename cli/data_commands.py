@@ -126,7 +126,7 @@ def show(source, alphabet, character, drawer, file_, out):
     else:
         canvas = np.zeros((28, 28))
         click.echo("note: every stroke is shorter than 20 px; nothing is kept", err=True)
-    save_image(data_figure([s[:, :2] for s in drawing.strokes], controls, canvas), out, "-o")
+    save_image(data_figure([s[:, :2] for s in drawing.strokes], controls, canvas), out, "--out")
     click.echo(f"wrote {out} ({len(drawing.strokes)} raw strokes, {len(controls)} splines)")
 
 

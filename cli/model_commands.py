@@ -270,7 +270,7 @@ def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, d
 
     model = _load_model(model_name, checkpoint, device)
     chars = sample_characters(model, n, temperature=temperature, seed=seed)
-    save_image(character_grid(chars, colour_strokes=not black), out, "-o")
+    save_image(character_grid(chars, colour_strokes=not black), out, "--out")
     click.echo(f"wrote {out}: {n} characters from {model_name} at temperature {temperature:g}")
     if json_out:
         _write_json(json_out, chars, "sample")
@@ -361,7 +361,7 @@ def complete(input_file, model_name, checkpoint, keep, prefix_points, n, tempera
     model = _load_model(model_name, checkpoint, device)
     chars = complete_controls(model, controls, keep, prefix_points, n, temperature, seed)
     partial = controls[keep][:prefix_points] if prefix_points else None
-    save_image(completion_grid(chars, keep, partial), out, "-o")
+    save_image(completion_grid(chars, keep, partial), out, "--out")
     click.echo(f"wrote {out}: {n} completions of {input_file} after {keep} stroke(s)"
                + (f" and {prefix_points} control point(s)" if prefix_points else ""))
     if json_out:

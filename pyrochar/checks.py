@@ -27,7 +27,7 @@ from .errors import PyrocharError
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by pyro.set_rng_seed) takes [0, 2**32 - 1]
 MAX_SAMPLES = 10000  # characters per call of sampling (the CLI's `sample -n` limit)
 MAX_COMPLETIONS = 1000  # completions per call (the CLI's `complete -n` limit)
-TEMPERATURE_MAX = 100.0  # a sampling temperature above this only draws noise
+TEMPERATURE_MAX = 100.0  # far above any useful temperature: at 100 samples are noise off the canvas
 # What pillow writes, by extension (the figures and grids are RGB images).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -58,9 +58,11 @@ def check_int(value, name: str, minimum: int | None = None, maximum: int | None 
         raise ArgumentTypeError(f"{name} must be an integer, got {_kind(value)}")
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        lo = "" if minimum is None else f"{minimum} <= "
-        hi = "" if maximum is None else f" <= {maximum}"
-        raise ArgumentValueError(f"{name} must be {lo}{name}{hi}, got {value}")
+        if minimum is not None and maximum is not None:
+            allowed = f"in [{minimum}, {maximum}]"
+        else:
+            allowed = f">= {minimum}" if minimum is not None else f"<= {maximum}"
+        raise ArgumentValueError(f"{name} must be an integer {allowed}, got {value}")
     return value
 
 
