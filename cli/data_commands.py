@@ -10,7 +10,13 @@ import numpy as np
 
 from pyrochar.errors import PyrocharError
 
-from .options import parse_alphabets, report_skipped, resolve_source, source_option
+from .options import (
+    image_out_option,
+    parse_alphabets,
+    report_skipped,
+    resolve_source,
+    source_option,
+)
 
 
 @click.group()
@@ -91,8 +97,7 @@ def stats(source, alphabets, strict, as_json):
 @click.option("--drawer", type=int, default=1, show_default=True, help="Drawer 1-20.")
 @click.option("--file", "file_", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="A drawing file instead (.txt stroke file or .json).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("drawing.png"),
-              show_default=True, help="PNG to write.")
+@image_out_option("drawing.png", help="Image to write (.png, .jpg, .gif, .bmp, .tif, .webp).")
 def show(source, alphabet, character, drawer, file_, out):
     """Raw trajectory | fitted minimal splines | rendered 28x28 canvas (Fig. 2)."""
     from pyrochar import splines
@@ -100,7 +105,7 @@ def show(source, alphabet, character, drawer, file_, out):
     from pyrochar.data.omniglot import load_omniglot
     from pyrochar.models.batch import CharacterBatch
     from pyrochar.models.full_ns import stroke_canvases
-    from pyrochar.viz import data_figure
+    from pyrochar.viz import data_figure, save_image
 
     if file_ is not None:
         drawings = read_drawing_file(file_)
@@ -121,8 +126,7 @@ def show(source, alphabet, character, drawer, file_, out):
     else:
         canvas = np.zeros((28, 28))
         click.echo("note: every stroke is shorter than 20 px; nothing is kept", err=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data_figure([s[:, :2] for s in drawing.strokes], controls, canvas).save(out)
+    save_image(data_figure([s[:, :2] for s in drawing.strokes], controls, canvas), out, "--out")
     click.echo(f"wrote {out} ({len(drawing.strokes)} raw strokes, {len(controls)} splines)")
 
 
