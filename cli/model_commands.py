@@ -161,12 +161,17 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
               help="Score only the first K strokes of each drawing: the exact marginal "
               "log-likelihood of that prefix (drawings with fewer strokes are left out).")
 @click.option("--prefix-points", type=click.IntRange(min=0), default=None,
-              help="With --partial: also the first P control points of stroke K+1 [default: 0].")
+              help="With --partial: also the first P control points of stroke K+1 [default: 0]; "
+              "see --partial-stroke for what is scored of that stroke.")
+@click.option("--partial-stroke", type=click.Choice(["goes-on", "any"]), default=None,
+              help="With --prefix-points: 'goes-on' scores the P control points and that the stroke "
+              "goes on after them (the event `complete` continues from); 'any' scores the P control "
+              "points whatever follows (their marginal) [default: goes-on].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
 @device_option()
 @precision_option(training=False)
 def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json, partial, prefix_points,
-          batch_size, device, precision):
+          partial_stroke, batch_size, device, precision):
     """Negative log-likelihood per character (nats, normalized units)."""
     from pyrochar.api import read_drawings
     from pyrochar.batching import BatchSource
@@ -181,6 +186,9 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
     if prefix_points is not None and partial is None:
         raise click.UsageError("--prefix-points only applies with --partial K (the control points of "
                                "stroke K+1); add --partial or drop --prefix-points")
+    if partial_stroke is not None and not prefix_points:
+        raise click.UsageError("--partial-stroke only applies with --prefix-points P >= 1; add "
+                               "--prefix-points or drop --partial-stroke")
     if files:
         ds = build_prepared(read_drawings(list(files), strict=False))
     else:
@@ -193,7 +201,9 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
         raise PyrocharError("no drawing left to score")
     model = _load_model(model_name, checkpoint, device).set_precision(precision)
     if partial is not None:
-        _score_partial(model, ds, partial, prefix_points or 0, batch_size, device, per_drawing, as_json)
+        goes_on = partial_stroke != "any"
+        _score_partial(model, ds, partial, prefix_points or 0, goes_on, batch_size, device, per_drawing,
+                       as_json)
         return
     src = BatchSource(ds, with_canvases=model.uses_canvases, device=device)
     scores = score_source(model, src, batch_size, progress=not as_json)
@@ -213,7 +223,7 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
             click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
 
 
-def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawing, as_json):
+def _score_partial(model, ds, keep, prefix_points, goes_on, batch_size, device, per_drawing, as_json):
     from tqdm.auto import tqdm
 
     from pyrochar.batching import BatchSource
@@ -234,11 +244,13 @@ def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawi
     nll = {}
     chunks = [ok[i : i + batch_size] for i in range(0, len(ok), batch_size)]
     for idx in tqdm(chunks, desc="scoring prefixes", unit="batch", disable=as_json):
-        ll = log_likelihood_partial(model, src.batch(idx), keep, prefix_points)
+        ll = log_likelihood_partial(model, src.batch(idx), keep, prefix_points, stroke_goes_on=goes_on)
         nll.update(zip(idx, (-ll).tolist(), strict=True))
     values = np.array([nll[d] for d in ok])
     summary = {"mean_nll": float(values.mean()), "n": len(ok), "left_out": len(ds) - len(ok),
-               "partial": {"strokes": keep, "prefix_points": prefix_points}, "model": model.name,
+               "partial": {"strokes": keep, "prefix_points": prefix_points,
+                           "partial_stroke": ("goes-on" if goes_on else "any") if prefix_points else None},
+               "model": model.name,
                "units": "nats per prefix, normalized units (px / 20)"}
     if per_drawing:
         summary["per_drawing"] = [{"drawing": ds.key(d), "nll": nll[d]} for d in ok]
@@ -247,6 +259,7 @@ def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawi
         return
     click.echo(f"mean NLL of the first {keep} stroke(s)"
                + (f" + {prefix_points} control point(s)" if prefix_points else "")
+               + (" of a stroke that goes on" if prefix_points and goes_on else "")
                + f": {summary['mean_nll']:.3f} nats (n = {len(ok)}, {len(ds) - len(ok)} too short)")
     for row in summary.get("per_drawing", []):
         click.echo(f"{row['nll']:9.3f}  {row['drawing']}")

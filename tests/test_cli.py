@@ -319,7 +319,12 @@ def test_score_refuses_options_it_would_ignore(run, tmp_path):
     res = run("score", "--source", FIXTURE, "--partial", 9, ok=False)
     _one_error_line(res, "9 stroke(s)", "the most is 5", "--partial")
     res = run("score", "--source", FIXTURE, "--partial", 1, "--prefix-points", 3, "--json")
-    assert json.loads(res.stdout)["partial"] == {"strokes": 1, "prefix_points": 3}
+    assert json.loads(res.stdout)["partial"] == {"strokes": 1, "prefix_points": 3, "partial_stroke": "goes-on"}
+    res = run("score", "--source", FIXTURE, "--partial", 1, "--prefix-points", 3, "--partial-stroke", "any",
+              "--json")
+    assert json.loads(res.stdout)["partial"]["partial_stroke"] == "any"
+    res = run("score", "--source", FIXTURE, "--partial", 1, "--partial-stroke", "any", ok=False)
+    _one_error_line(res, "--partial-stroke", "--prefix-points")
 
 
 def test_complete_names_its_options_in_prefix_errors(run, tmp_path):
