@@ -224,9 +224,11 @@ def _settings_differences(state: dict, model: CharacterModel, config: TrainConfi
         for key in sorted(set(new_cfg) | set(state["config"])):
             if new_cfg.get(key) != state["config"].get(key):
                 never.append(f"--set {key}={new_cfg.get(key)} differs from the run's {state['config'].get(key)}")
-    for key in sorted(set(extra) & set(state)):
+    for key in sorted(set(extra) & set(state) - {"split_sha256"}):
         if extra[key] != state[key]:
             never.append(f"{key} {extra[key]} differs from the run's {state[key]}")
+    if extra.get("split") == state.get("split") and extra.get("split_sha256", "") != state.get("split_sha256", ""):
+        never.append(f"the characters of split {extra['split']} differ from the run's")
     changeable = []
     old = state.get("train_config", {})
     for key, value in asdict(config).items():
