@@ -134,10 +134,9 @@ def _check_structure(payload, path: Path) -> None:
         )
 
 
-def _check_contents(payload: dict, path: Path, pinned: bool) -> None:
+def _check_contents(payload: dict, path: Path) -> None:
     """CheckpointError for an unknown model, a bad config, a checksum mismatch or
-    non-finite weights; a warning for a checkpoint without checksum (unless its file
-    was verified against a pinned sha256)."""
+    non-finite weights; a warning for a checkpoint without checksum."""
     try:
         validate_config(payload["model"], model_class(payload["model"]).config_class, payload["config"])
     except PyrocharError as e:
@@ -150,10 +149,10 @@ def _check_contents(payload: dict, path: Path, pinned: bool) -> None:
                 f"{path}: its weights or config do not match the checksum stored with them, so "
                 "the file is damaged: use another copy or retrain"
             )
-    elif not pinned:
+    else:
         warnings.warn(
             f"{path} has no checksum (written by an older pyrochar): loaded without "
-            "verifying its weights; re-save it to add one",
+            "verifying its weights; pyrochar.checkpoint.add_checksum(path) adds one",
             UnverifiedCheckpointWarning,
             stacklevel=3,
         )
@@ -165,14 +164,14 @@ def _check_contents(payload: dict, path: Path, pinned: bool) -> None:
         )
 
 
-def read_checkpoint(path: str | os.PathLike, pinned: bool = False) -> dict:
+def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict, loaded safely and checked before anything uses it.
 
     Checked: the marker and version, the keys and their types, the model name and
     config (:func:`pyrochar.models.config_check.validate_config`), the stored
-    checksum and that every weight is finite. ``pinned=True`` says the file itself was
-    verified against a pinned sha256 (the shipped weights), so a missing checksum
-    gives no warning. Any failure is one :class:`CheckpointError` naming the file.
+    checksum and that every weight is finite. A checkpoint written before checksums
+    existed loads with an :class:`UnverifiedCheckpointWarning` (:func:`add_checksum`
+    gives it one). Any failure is one :class:`CheckpointError` naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -181,8 +180,24 @@ def read_checkpoint(path: str | os.PathLike, pinned: bool = False) -> dict:
         raise CheckpointError(f"checkpoint {path} is a folder; pass the .pt file inside it (e.g. best.pt)")
     payload = _load_file(path)
     _check_structure(payload, path)
-    _check_contents(payload, path, pinned)
+    _check_contents(payload, path)
     return payload
+
+
+def add_checksum(path: str | os.PathLike) -> bool:
+    """Give a checkpoint written before checksums existed its checksum, in place
+    (atomically); its tensors and other contents stay exactly as they were. False
+    when it already had one. The file is checked like any checkpoint first."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedCheckpointWarning)
+        payload = read_checkpoint(path)
+    if "checksum" in payload:
+        return False
+    payload["checksum"] = tensor_checksum(payload["model"], payload["config"], payload["state_dict"])
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
+    return True
 
 
 def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> CharacterModel:
@@ -202,11 +217,9 @@ def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> Characte
     return model
 
 
-def load_checkpoint(
-    path: str | os.PathLike, expected_model: str | None = None, pinned: bool = False
-) -> CharacterModel:
+def load_checkpoint(path: str | os.PathLike, expected_model: str | None = None) -> CharacterModel:
     """Rebuild a model from a checkpoint file (in eval mode)."""
-    payload = read_checkpoint(path, pinned=pinned)
+    payload = read_checkpoint(path)
     if expected_model is not None and payload["model"] != expected_model:
         raise CheckpointError(
             f"{path} holds a {payload['model']!r} model, not {expected_model!r}: pass --model "
@@ -254,4 +267,4 @@ def load_pretrained(name: str = "full-ns") -> CharacterModel:
             "pass --checkpoint PATH to a trained model"
         )
     verify_pretrained(path)
-    return load_checkpoint(path, expected_model=name, pinned=True)
+    return load_checkpoint(path, expected_model=name)

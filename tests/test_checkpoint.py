@@ -13,6 +13,7 @@ from conftest import TINY_BPL, TINY_FULL_NS
 import pyrochar.checkpoint as ck
 from pyrochar.checkpoint import (
     UnverifiedCheckpointWarning,
+    add_checksum,
     load_checkpoint,
     load_pretrained,
     read_checkpoint,
@@ -62,10 +63,12 @@ def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch, n_bytes):
         load_pretrained("bpl")
 
 
-def test_shipped_weights_load_without_warning():
+@pytest.mark.parametrize("name", [p.stem for p in SHIPPED])
+def test_shipped_weights_carry_a_checksum_and_load_without_warning(name):
+    assert len(read_checkpoint(ck.pretrained_path(name))["checksum"]) == 64
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_pretrained("bpl").name == "bpl"
+        assert load_pretrained(name).name == name
 
 
 def test_a_flipped_byte_in_a_saved_checkpoint_is_caught(tmp_path):
@@ -167,6 +170,13 @@ def test_a_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
         back = load_checkpoint(tmp_path / "old.pt")
     for (k, a), (_, b) in zip(m.state_dict().items(), back.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+    assert add_checksum(tmp_path / "old.pt") and not add_checksum(tmp_path / "old.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = read_checkpoint(tmp_path / "old.pt")
+    assert {k: v for k, v in again.items() if k != "checksum"}.keys() == payload.keys()
+    for k, t in payload["state_dict"].items():
+        assert torch.equal(again["state_dict"][k], t), k
 
 
 def test_a_folder_is_not_a_checkpoint(tmp_path):

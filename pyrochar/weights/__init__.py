@@ -7,8 +7,8 @@ pins match the files.
 """
 
 SHA256: dict[str, str] = {
-    "baseline.pt": "a44ffa893a6c63d91e62ec8fab55202c23b22d14f9a9e1c417b866e04aab4570",
-    "bpl.pt": "30bec99beeb209f1746c3c7c15fddb093dd539b59901743f9310ef00550c784b",
-    "full-ns.pt": "a4349114c3898035ff894015f307e95152b0ac6640cb998206b12289c09a0ccd",
-    "hlstm.pt": "74e5c083615d22a865fd682d837a5cb18633a598c7ce8744ad3d8da4ea63e965",
+    "baseline.pt": "1b148027ef61193403034bc73c1c12077e5bd4ce9b4326a0be342e772aa3f734",
+    "bpl.pt": "bc522ed33f1c5d9e88bb3e1ff5dd4caa7e964b55d37e9008ae5fe6e7c93f552f",
+    "full-ns.pt": "f89493c791be6aca2afe9b79e381977907e8281f53dedac92bc204f2bcb22bf7",
+    "hlstm.pt": "ed3cf25283e064913dc639b9e046569375d4192d69c100cb8a9a34d335ca1390",
 }
