@@ -66,9 +66,10 @@ class Rule:
         return True
 
 
-SIZE = Rule(1, 2048)  # hidden units, embeddings, attention: defaults 64-256, grids up to 512
-CHANNELS = Rule(1, 512)  # CNN channels: defaults 4-128
-LAYERS = Rule(1, 8)  # stacked LSTM layers: defaults 1-2, grids up to 3
+CAP = "pyrochar's cap, far above the defaults"
+SIZE = Rule(1, 2048, why=CAP)  # hidden units, embeddings, attention: defaults 64-256, grids up to 512
+CHANNELS = Rule(1, 512, why=CAP)  # CNN channels: defaults 4-128
+LAYERS = Rule(1, 8, why=CAP)  # stacked LSTM layers: defaults 1-2, grids up to 3
 DROPOUT = Rule(0, 1, high_open=True)
 GENERIC = Rule(0, 4096, why="the cap of a field no rule names")
 
@@ -177,7 +178,8 @@ def _check_range(value, rule: Rule) -> None:
         if isinstance(v, str) and rule.choices is None:
             continue
         if not rule.accepts(v):
-            raise _Bad(f"is out of range: allowed {rule.allowed()}")
+            raise _Bad(f"is not allowed: use {rule.allowed()}" if rule.choices is not None
+                       else f"is out of range: allowed {rule.allowed()}")
 
 
 def _short(value) -> str:
