@@ -75,6 +75,8 @@ TRAIN_RULES: dict[str, Rule] = {
 
 @dataclass
 class TrainConfig:
+    """The settings of a training run (checked on creation against TRAIN_RULES)."""
+
     epochs: int = 60
     batch_size: int = 200  # the paper's
     lr: float = 1e-3
@@ -227,7 +229,8 @@ def _settings_differences(state: dict, model: CharacterModel, config: TrainConfi
     for key in sorted(set(extra) & set(state) - {"split_sha256"}):
         if extra[key] != state[key]:
             never.append(f"{key} {extra[key]} differs from the run's {state[key]}")
-    if extra.get("split") == state.get("split") and extra.get("split_sha256", "") != state.get("split_sha256", ""):
+    both = "split_sha256" in extra and "split_sha256" in state  # runs before fingerprints: split.json decides
+    if both and extra.get("split") == state.get("split") and extra["split_sha256"] != state["split_sha256"]:
         never.append(f"the characters of split {extra['split']} differ from the run's")
     changeable = []
     old = state.get("train_config", {})

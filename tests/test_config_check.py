@@ -95,6 +95,26 @@ def test_the_lowest_allowed_values_build_a_working_model(name, one_thread):
     assert torch.isfinite(ll).all()
 
 
+def _highest_sizes(cls) -> dict:
+    """Every whole-number size field (not the sampling or EM caps) at its rule's cap."""
+    hints, out = typing.get_type_hints(cls), {}
+    for f in dataclasses.fields(cls):
+        rule, tp = rule_for(f.name), hints[f.name]
+        if rule is None or rule.choices is not None or tp is float or f.name.startswith(("max_", "em_")):
+            continue
+        out[f.name] = (int(rule.high),) * len(getattr(cls(), f.name)) if typing.get_origin(tp) is tuple else int(rule.high)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_size_at_its_cap_at_once_stays_under_400m_parameters(name):
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        model = build_model(name, _highest_sizes(MODELS[name].config_class))
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{name}: {n / 1e6:.0f} M parameters with every size at its cap")
+    assert n < 400e6  # 1.5 GiB of float32 weights
+
+
 def test_lists_become_tuples_and_ints_floats():
     m = build_model("full-ns", {**TINY_FULL_NS, "location_channels": [4, 4, 4, 4], "stroke_dropout": 0})
     assert m.config.location_channels == (4, 4, 4, 4)

@@ -224,7 +224,18 @@ def test_model_config_and_split_never_change_on_resume(greek_source, tmp_path):
     with pytest.raises(ResumeMismatch, match="split b differs from the run's a"):
         train(tiny(), greek_source, greek_source, _cfg(epochs=1, max_batches_per_epoch=1), out, resume=True,
               progress=False, log=quiet, split=Split("b", ["x", "y"], [], ["z"]))
+    with pytest.raises(ResumeMismatch, match="the characters of split a differ from the run's"):
+        train(tiny(), greek_source, greek_source, _cfg(epochs=1, max_batches_per_epoch=1), out, resume=True,
+              progress=False, log=quiet, split=Split("a", ["x", "y"], [], ["z"]))
     assert (out / "split.json").read_bytes() == split_json
+    # a folder with only a split.json (the run died before its first checkpoint)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "split.json").write_bytes(split_json)
+    with pytest.raises(ResumeMismatch, match="split 'b' differs from the split of the run.*'a', split.json"):
+        train(tiny(), greek_source, greek_source, _cfg(epochs=1), fresh, progress=False, log=quiet,
+              split=Split("b", ["x", "y"], [], ["z"]))
+    assert (fresh / "split.json").read_bytes() == split_json
 
 
 def test_resume_from_a_weights_only_checkpoint_says_what_is_missing(greek_source, tmp_path):
