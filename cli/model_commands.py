@@ -85,7 +85,8 @@ def _load_model(model_name: str, checkpoint: Path | None, device: str):
               help="Stop each epoch after this many batches (quick trials).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --out where it stopped (with the run's settings).")
+              help="Continue the run in --out where it stopped; refused if the settings differ from "
+                   "the run's (see --allow-changed).")
 @click.option("--allow-changed", default=None, metavar="SETTINGS",
               help="With --resume: training settings that may differ from the run's, comma-separated, "
                    "e.g. epochs,lr,patience. The model, its config and the split never change.")
