@@ -95,32 +95,43 @@ def _load_model(model_name: str, checkpoint: Path | None, device: str):
 @click.option("--max-batches", type=click.IntRange(min=1), default=None,
               help="Stop each epoch after this many batches (quick trials).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out where it stopped; refused if the settings differ from "
+                   "the run's (see --allow-changed).")
+@click.option("--allow-changed", default=None, metavar="SETTINGS",
+              help="With --resume: training settings that may differ from the run's, comma-separated, "
+                   "e.g. epochs,lr,patience. The model, its config and the split never change.")
 def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch_size, lr, patience,
-          seed, device, precision, overrides, max_batches, out, resume):
+          seed, device, precision, overrides, max_batches, out, resume, allow_changed):
     """Train a model by maximum likelihood; checkpoints go to --out."""
     import torch
 
+    from pyrochar.atomic import atomic_write_text
     from pyrochar.batching import BatchSource
     from pyrochar.checkpoint import load_checkpoint
     from pyrochar.data.prepare import prepare_dataset
     from pyrochar.data.splits import Split
     from pyrochar.infer import score
     from pyrochar.models import build_model
-    from pyrochar.train import TrainConfig, seed_everything
+    from pyrochar.train import TrainConfig, parse_allowed, prepare_run_dir, seed_everything
     from pyrochar.train import train as run_training
 
+    # every option is checked before the data are prepared or anything is written
     _check_device(device)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                         device=device, precision=precision, max_batches_per_epoch=max_batches)
+    if allow_changed and not resume:
+        raise PyrocharError("--allow-changed applies to --resume only")
+    allowed = parse_allowed(allow_changed)
+    seed_everything(seed)
+    model = build_model(model_name, _parse_overrides(overrides))
+    prepare_run_dir(out)
     ds = prepare_dataset(resolve_source(source), progress=True)
     report_skipped(ds.skipped)
     if split_file:
         sp = Split.from_json(split_file)
     else:
         sp = ds.split(spec, parse_alphabets(holdout_alphabets))
-    out.mkdir(parents=True, exist_ok=True)
-    sp.to_json(out / "split.json")
-    seed_everything(seed)
-    model = build_model(model_name, _parse_overrides(overrides))
     parts = {p: ds.select_characters(getattr(sp, p)) for p in ("train", "validation", "test")}
     if len(parts["train"]) == 0:
         raise PyrocharError(f"split {sp.name!r} leaves no training drawings")
@@ -131,10 +142,8 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
         model.initialize_from_data(parts["train"])  # closed-form start where a model has one (bpl)
     sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None
                for p, d in parts.items()}
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                         device=device, precision=precision, max_batches_per_epoch=max_batches)
     run_training(model, sources["train"], sources["validation"], config, out, resume=resume,
-                 log=click.echo, extra={"split": sp.name})
+                 log=click.echo, split=sp, allow_changed=allowed)
     result = {"model": model_name, "split": sp.name, "config": model.config_dict()}
     if sources["test"] is not None and (out / "best.pt").exists():
         best = load_checkpoint(out / "best.pt").to(device)
@@ -143,8 +152,6 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
         result["test"] = scores.summary()
         click.echo(f"test NLL {scores.mean:.3f} nats per character over {len(scores.nll)} drawings "
                    f"(split {sp.name})")
-    from pyrochar.atomic import atomic_write_text
-
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
 
 
