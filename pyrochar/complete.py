@@ -25,6 +25,13 @@ import torch
 from pyro.distributions.torch_distribution import MaskedDistribution
 from pyro.poutine.util import site_is_subsample
 
+from .checks import (
+    check_batch,
+    check_nonnegative_int,
+    check_positive_int,
+    check_seed,
+    check_temperature,
+)
 from .errors import PyrocharError
 from .handlers import temperature as temper_handler
 from .models.base import CapsExceeded, CharacterModel, evaluating
@@ -115,6 +122,7 @@ def log_likelihood_partial(
 
     See :func:`prefix_condition_dict` for what the prefix observes (``stroke_goes_on``).
     """
+    check_batch(batch)
     need = _prefix_caps(model, keep_strokes, prefix_points)
     data = prefix_condition_dict(batch, keep_strokes, prefix_points, stroke_goes_on)
     with evaluating(model):
@@ -146,8 +154,13 @@ def complete(
     sampled (unobserved) sites only (``temperature(condition(model))``). A partial
     stroke (``prefix_points``) goes on: its completions continue it.
     """
+    check_batch(drawing, "drawing")
+    keep_strokes = check_nonnegative_int(keep_strokes, "keep_strokes")
+    prefix_points = check_nonnegative_int(prefix_points, "prefix_points")
+    n = check_positive_int(n, "n")
+    temperature = check_temperature(temperature)
     _prefix_caps(model, keep_strokes, prefix_points)
-    if seed is not None:
+    if check_seed(seed) is not None:
         pyro.set_rng_seed(seed)
     data = _repeat(prefix_condition_dict(drawing[[0]], keep_strokes, prefix_points), n)
     with evaluating(model):
@@ -188,7 +201,9 @@ def importance_complete(
     the observed sites; ``n_out`` completions are resampled by weight. Warns when
     the effective sample size falls below ``min_ess_fraction`` of the particles.
     """
-    if seed is not None:
+    particles = check_positive_int(particles, "particles")
+    n_out = check_positive_int(n_out, "n_out")
+    if check_seed(seed) is not None:
         pyro.set_rng_seed(seed)
     batched = {k: _for_particles(v, particles, model.device) for k, v in data.items()}
     with evaluating(model):

@@ -32,6 +32,7 @@ from pyro.distributions.torch_distribution import MaskedDistribution
 from pyro.poutine.messenger import Messenger
 from torch.distributions import Independent
 
+from .checks import check_temperature
 from .distributions import Where, temper
 from .models.sites import VARIABLES, site_name
 
@@ -40,9 +41,7 @@ class TemperatureMessenger(Messenger):
     """Replace the distribution of every unobserved sample site by its tempered version."""
 
     def __init__(self, temperature: float = 1.0):
-        t = float(temperature)
-        if not (t > 0 and t < float("inf")):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        t = check_temperature(temperature)
         super().__init__()
         self.temperature = t
 

@@ -19,6 +19,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
+from .checks import check_batch, check_positive_int
 from .models.base import CharacterModel, evaluating
 from .models.batch import CharacterBatch
 from .models.sites import VARIABLES, site_variable
@@ -46,8 +47,9 @@ def _per_drawing(trace, index: torch.Tensor | None, batch_size: int):
 def log_likelihood(model: CharacterModel, batch: CharacterBatch):
     """Per-drawing log-likelihood via the teacher-forced program (fast path).
 
-    Returns (total (B,), {site type: (B,)}), differentiable.
+    Returns (total (B,), {variable: (B,)}), differentiable.
     """
+    check_batch(batch)
     trace = poutine.trace(model.teacher_forced_model).get_trace(batch)
     index = trace.nodes["_RETURN"]["value"]
     return _per_drawing(trace, index, batch.batch_size)
@@ -59,6 +61,7 @@ def log_likelihood_per_step(model: CharacterModel, batch: CharacterBatch):
     The definition the fast path is tested against; slower (a site per variable).
     Raises :class:`~pyrochar.models.base.CapsExceeded` for drawings longer than the caps.
     """
+    check_batch(batch)
     model.check_caps(batch)
     conditioned = poutine.condition(model.model, data=batch.condition_dict())
     trace = poutine.trace(conditioned).get_trace(batch_size=batch.batch_size)
@@ -87,6 +90,7 @@ class Scores:
 @torch.no_grad()
 def score(model: CharacterModel, source, batch_size: int = 200, progress: bool = False) -> Scores:
     """Score every drawing of a :class:`~pyrochar.batching.BatchSource` (eval mode)."""
+    batch_size = check_positive_int(batch_size, "batch_size")
     n = len(source)
     nll = np.zeros(n)
     parts = {v: np.zeros(n) for v in VARIABLES}

@@ -195,8 +195,21 @@ def test_no_site_is_left_unobserved_by_conditioning_on_a_whole_drawing(model, gr
     assert unobserved == []
 
 
-def test_sample_batch_checks_its_arguments(model):
-    with pytest.raises(ValueError):
-        sample_batch(model, 0)
-    with pytest.raises(ValueError):
-        model.model(batch_size=0)
+def test_public_functions_check_their_arguments(model, greek_source):
+    from pyrochar.complete import complete
+    from pyrochar.sampling import sample_characters
+
+    batch = _batch(model, greek_source, range(3))
+    wrong = [
+        (lambda: sample_characters(model, 0), ValueError),
+        (lambda: sample_characters(model, 2, seed="1"), TypeError),
+        (lambda: sample_batch(model, 2, temperature=float("nan")), ValueError),
+        (lambda: poutine.trace(model.model).get_trace(batch_size=0), ValueError),
+        (lambda: log_likelihood(model, [batch]), TypeError),
+        (lambda: CharacterBatch.from_control_points([]), ValueError),
+        (lambda: complete(model, batch, keep_strokes=1, n=2.5), TypeError),
+        (lambda: swap_sites(sites={"loc_*": "not a function"}), TypeError),
+    ]
+    for call, error in wrong:
+        with pytest.raises(error):
+            call()

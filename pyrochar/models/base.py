@@ -51,6 +51,7 @@ from pyro.params import param_with_module_name
 from pyro.poutine.runtime import _PYRO_STACK
 from torch import nn
 
+from ..checks import check_positive_int
 from ..distributions import RowSubset
 from ..errors import PyrocharError
 from ..nets.blocks import PRECISIONS, CanvasCNN
@@ -178,9 +179,9 @@ class CharacterModel(nn.Module):
         ended the remaining sites are recorded as observed zeros, fully masked, so
         ``pyro.infer.Predictive`` can stack the runs.
         """
-        b = _positive_int(batch_size, "batch_size")
-        max_strokes = self.config.max_strokes if max_strokes is None else _positive_int(max_strokes, "max_strokes")
-        max_steps = self.config.max_steps if max_steps is None else _positive_int(max_steps, "max_steps")
+        b = check_positive_int(batch_size, "batch_size")
+        max_strokes = self.config.max_strokes if max_strokes is None else check_positive_int(max_strokes, "max_strokes")
+        max_steps = self.config.max_steps if max_steps is None else check_positive_int(max_steps, "max_steps")
         _refuse_vectorizing_plates(type(self).__name__)
         self.register_with_pyro()
         sites = _PerStepSites(b, self.device)
@@ -304,12 +305,6 @@ def _store_parameter_itself(store, name: str, p: torch.Tensor) -> None:
         store._param_to_name.pop(stored, None)
         store._params[name] = p
         store._param_to_name[p] = name
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 def _refuse_vectorizing_plates(model_name: str) -> None:

@@ -126,6 +126,9 @@ class CharacterBatch:
         cls, drawings: Sequence[Sequence[np.ndarray]], dtype=torch.float32
     ) -> CharacterBatch:
         """From per drawing a list of control-point arrays (n_i, 2), normalized units."""
+        from ..checks import check_control_points
+
+        drawings = check_control_points(drawings)
         return cls.from_strokes(
             [[stroke_to_start_offsets(cp) for cp in d] for d in drawings], dtype=dtype
         )
