@@ -22,7 +22,7 @@ config and length-grouped batches of 200 (the paper's size), measures:
 most time in one training pass and one scoring pass over the same batches.
 
 Prints the best of --repeat passes of each figure (the median too). Like the
-``pyrochar`` command it first calls ``pyrochar.runtime.tune_allocator()``;
+``pyrochar`` command it first calls ``pyrochar.allocator.tune_allocator()``;
 ``--no-malloc-tuning`` measures without it (glibc's default allocator settings).
 """
 
@@ -43,12 +43,12 @@ sys.path.insert(0, str(REPO))
 
 import pyro  # noqa: E402
 
-from pyrochar.batching import BatchSource  # noqa: E402
+from pyrochar.allocator import tune_allocator  # noqa: E402
+from pyrochar.data.loader import BatchSource  # noqa: E402
 from pyrochar.data.prepare import prepare_dataset  # noqa: E402
-from pyrochar.infer import log_likelihood  # noqa: E402
 from pyrochar.models import FullNSConfig, GenerateCharacter  # noqa: E402
-from pyrochar.runtime import tune_allocator  # noqa: E402
 from pyrochar.sampling import sample_batch  # noqa: E402
+from pyrochar.scoring import log_likelihood  # noqa: E402
 
 
 def plain_log_likelihood(model, batch):

@@ -28,11 +28,11 @@ def main():
     """Neuro-symbolic generative models of handwritten characters (Feinman & Lake 2020)."""
     import pyro
 
-    from pyrochar.runtime import tune_allocator
+    from pyrochar.allocator import tune_allocator
 
     # Pyro's argument/support checks cost up to 30% per site: off for users, on in tests.
     pyro.enable_validation(False)
-    # Large tensors stay in the heap between steps (1.2-1.5x faster on CPU; pyrochar/runtime.py).
+    # Large tensors stay in the heap between steps (1.2-1.5x faster on CPU; pyrochar/allocator.py).
     tune_allocator()
 
 

@@ -107,12 +107,12 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     import torch
 
     from pyrochar.atomic import atomic_write_text
-    from pyrochar.batching import BatchSource
     from pyrochar.checkpoint import load_checkpoint
+    from pyrochar.data.loader import BatchSource
     from pyrochar.data.prepare import prepare_dataset
     from pyrochar.data.splits import Split
-    from pyrochar.infer import score
     from pyrochar.models import build_model
+    from pyrochar.scoring import score
     from pyrochar.train import TrainConfig, parse_allowed, prepare_run_dir, seed_everything
     from pyrochar.train import train as run_training
 
@@ -181,9 +181,9 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
           partial_stroke, batch_size, device, precision):
     """Negative log-likelihood per character (nats, normalized units)."""
     from pyrochar.api import read_drawings
-    from pyrochar.batching import BatchSource
+    from pyrochar.data.loader import BatchSource
     from pyrochar.data.prepare import build_prepared, prepare_dataset
-    from pyrochar.infer import score as score_source
+    from pyrochar.scoring import score as score_source
 
     if files and source:
         raise click.UsageError("give either --source or drawing FILES, not both")
@@ -233,8 +233,8 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
 def _score_partial(model, ds, keep, prefix_points, goes_on, batch_size, device, per_drawing, as_json):
     from tqdm.auto import tqdm
 
-    from pyrochar.batching import BatchSource
     from pyrochar.complete import log_likelihood_partial
+    from pyrochar.data.loader import BatchSource
 
     src = BatchSource(ds, device=device)
     need = keep + (1 if prefix_points else 0)

@@ -10,10 +10,10 @@ import pyro
 import torch
 
 from pyrochar import load_pretrained
-from pyrochar.infer import log_likelihood
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.priors import GaussianLocationPrior
 from pyrochar.sampling import batch_to_controls, sample_batch
+from pyrochar.scoring import log_likelihood
 from pyrochar.viz import character_grid
 
 model = load_pretrained("full-ns")

@@ -152,16 +152,16 @@ def score(model, drawings, batch_size: int = 200):
 
     ``drawings``: a list of :class:`Drawing` (e.g. from :func:`load_drawings`); their
     strokes are fitted with minimal splines here (strokes shorter than 20 px are
-    dropped, as in training). Returns a :class:`pyrochar.infer.Scores`: ``nll``
+    dropped, as in training). Returns a :class:`pyrochar.scoring.Scores`: ``nll``
     (D,) in the order of ``drawings``, ``breakdown`` {site type: (D,)} summing to
     it, ``summary()`` the means. A drawing whose every stroke is shorter than 20 px
     has nothing to score: a ``ValueError`` names it.
     """
     import torch
 
-    from .batching import BatchSource
+    from .data.loader import BatchSource
     from .data.prepare import build_prepared
-    from .infer import score as score_source
+    from .scoring import score as score_source
 
     check_model(model)
     drawings = check_drawings(drawings)

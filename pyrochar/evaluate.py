@@ -29,15 +29,15 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_text
-from .batching import BatchSource
-from .calibration import trivial_model_nll
 from .checkpoint import load_checkpoint
+from .data.loader import BatchSource
 from .data.prepare import PreparedDataset
 from .data.splits import Split
 from .errors import PyrocharError
-from .infer import score
 from .models import build_model
+from .scoring import score
 from .train import TrainConfig, seed_everything, train
+from .trivial_model import trivial_model_nll
 
 # Small default grids (runnable on a 2-core CPU) and the full ones (the paper tunes
 # layers, units and dropout of the alternatives). Each entry is a config override.

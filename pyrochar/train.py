@@ -36,13 +36,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_text
-from .batching import BatchSource
 from .checkpoint import read_checkpoint, save_checkpoint
+from .data.loader import BatchSource
 from .data.splits import Split
 from .errors import CheckpointError, PyrocharError
-from .infer import log_likelihood, score
 from .models.base import CharacterModel
 from .models.config_check import Rule, validate_fields
+from .scoring import log_likelihood, score
 
 
 class TrainingDiverged(PyrocharError):

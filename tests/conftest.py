@@ -117,7 +117,7 @@ def adam_losses(model, batch, lr: float, steps: int) -> list[float]:
     """Adam steps on the mean NLL of one batch (teacher forced); the loss before each."""
     import torch
 
-    from pyrochar.infer import log_likelihood
+    from pyrochar.scoring import log_likelihood
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
@@ -151,7 +151,7 @@ def greek_source(fixture_prepared):
     """40 Greek drawings (2 per character of 20) with their canvases rendered."""
     import numpy as np
 
-    from pyrochar.batching import BatchSource
+    from pyrochar.data.loader import BatchSource
 
     greek = np.flatnonzero(fixture_prepared.meta["alphabet"] == "Greek")
     picked = [d for d in greek if fixture_prepared.meta["drawer"][d] in (1, 2)][:40]

@@ -14,16 +14,16 @@ import torch
 from click.testing import CliRunner
 from conftest import TINY_BPL, adam_losses
 
-from pyrochar.batching import BatchSource
-from pyrochar.calibration import trivial_model_nll
 from pyrochar.checkpoint import load_checkpoint, save_checkpoint
+from pyrochar.data.loader import BatchSource
 from pyrochar.data.splits import make_split
 from pyrochar.errors import PyrocharError
 from pyrochar.handlers import temperature
-from pyrochar.infer import log_likelihood, log_likelihood_per_step, score
 from pyrochar.models import MODELS, BPLConfig, BPLPrior, build_model
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch, sample_characters
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step, score
+from pyrochar.trivial_model import trivial_model_nll
 
 # few slots, so that indices beyond them (sharing the last slot) occur in the data
 SMALL = TINY_BPL

@@ -12,9 +12,9 @@ from pyrochar.complete import (
     prefix_condition_dict,
 )
 from pyrochar.errors import PyrocharError
-from pyrochar.infer import log_likelihood
 from pyrochar.models import FullNSConfig, GenerateCharacter
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood
 
 
 def tiny():

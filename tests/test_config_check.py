@@ -10,10 +10,10 @@ import torch
 from conftest import TINY_FULL_NS
 
 from pyrochar.errors import PyrocharError
-from pyrochar.infer import log_likelihood
 from pyrochar.models import MODELS, build_model
 from pyrochar.models.config_check import rule_for
 from pyrochar.sampling import sample_batch
+from pyrochar.scoring import log_likelihood
 from pyrochar.train import TrainConfig
 
 BAD_FULL_NS = [

@@ -2,7 +2,8 @@
 
 The ```python blocks of each page run in order in one fresh namespace (a later
 block may use what an earlier one defined), in an empty working folder with empty
-caches. A block fenced as ```python no-run is shown but not run; the fence must say
+caches, where the committed fixture drawings are found as ``tests/data/...`` (as from
+the repository's root). A block fenced as ```python no-run is shown but not run; the fence must say
 why (```python no-run: needs the full Omniglot archive).
 """
 
@@ -60,6 +61,8 @@ def _params():
 
 @pytest.mark.parametrize("page", list(_params()))
 def test_python_blocks_run(page, tmp_path, monkeypatch, one_thread):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "data").symlink_to(REPO / "tests" / "data")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYROCHAR_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PYROCHAR_DATA", str(tmp_path / "no-data-here"))

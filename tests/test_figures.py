@@ -154,7 +154,7 @@ def test_classifier_beats_chance_on_held_out_drawings(classifier, small_split):
 
 
 def test_render_characters_matches_the_model_canvases(small_split):
-    from pyrochar.batching import BatchSource
+    from pyrochar.data.loader import BatchSource
 
     data, _ = small_split
     src = BatchSource(data.select(range(6)), with_canvases=True)

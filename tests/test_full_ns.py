@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import TINY_FULL_NS
 
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import FullNSConfig, GenerateCharacter
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,11 +14,11 @@ from conftest import TINY, adam_losses
 
 from pyrochar.checkpoint import load_checkpoint, save_checkpoint
 from pyrochar.handlers import temperature
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.models.sites import VARIABLES, site_variable
 from pyrochar.sampling import sample_batch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

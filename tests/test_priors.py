@@ -7,10 +7,10 @@ import torch
 from conftest import TINY_FULL_NS
 
 from pyrochar.handlers import swap_sites
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import FullNSConfig, GenerateCharacter
 from pyrochar.priors import ConstantTerminationPrior, GaussianLocationPrior
 from pyrochar.sampling import sample_batch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 
 def tiny():

@@ -18,11 +18,11 @@ from pyro.infer import SVI, Predictive, Trace_ELBO
 
 from pyrochar.errors import PyrocharError
 from pyrochar.handlers import swap_sites, temperature
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
 from pyrochar.models.base import CapsExceeded
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

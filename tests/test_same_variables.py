@@ -16,10 +16,10 @@ from pyro.distributions import Bernoulli, MultivariateNormal
 from torch import nn
 
 from pyrochar.distributions import BivariateGMM, gmm_from_raw
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
 from pyrochar.models.baseline import pen_site_logits, translated
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 TINY = {"full-ns": TINY_FULL_NS, "hlstm": TINY_HLSTM, "baseline": TINY_BASELINE}
 

@@ -9,8 +9,8 @@ from conftest import TINY_FULL_NS
 
 from pyrochar.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint, tensor_checksum
 from pyrochar.errors import CheckpointError, PyrocharError
-from pyrochar.infer import score
 from pyrochar.models import FullNSConfig, GenerateCharacter
+from pyrochar.scoring import score
 from pyrochar.train import (
     ResumeMismatch,
     TrainConfig,

@@ -89,7 +89,7 @@ class Scores:
 
 @torch.no_grad()
 def score(model: CharacterModel, source, batch_size: int = 200, progress: bool = False) -> Scores:
-    """Score every drawing of a :class:`~pyrochar.batching.BatchSource` (eval mode)."""
+    """Score every drawing of a :class:`~pyrochar.data.loader.BatchSource` (eval mode)."""
     batch_size = check_positive_int(batch_size, "batch_size")
     n = len(source)
     nll = np.zeros(n)

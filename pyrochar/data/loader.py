@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .data.prepare import PreparedDataset
-from .models.batch import CharacterBatch
+from ..models.batch import CharacterBatch
+from .prepare import PreparedDataset
 
 CANVAS_CHUNK = 512  # drawings rendered per call while filling the canvas cache
 
@@ -39,7 +39,7 @@ class BatchSource:
         return len(self.strokes)
 
     def _render_all(self) -> None:
-        from .models.full_ns import stroke_canvases
+        from ..models.full_ns import stroke_canvases
 
         parts = []
         for lo in range(0, len(self), CANVAS_CHUNK):

@@ -9,7 +9,7 @@ import pytest
 
 CHECK = """
 import ctypes, sys
-from pyrochar.runtime import tune_allocator
+from pyrochar.allocator import tune_allocator
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pyrochar.calibration import trivial_model_nll
+from pyrochar.trivial_model import trivial_model_nll
 
 
 def test_trivial_model_reproduces_the_reference_calibration(shared_prepared):
