@@ -20,15 +20,7 @@ import math
 import numpy as np
 
 from .data.prepare import PreparedDataset
-
-
-def _gather(ds: PreparedDataset):
-    starts, offsets = [], []
-    for d in range(len(ds)):
-        for start, offs in ds.starts_offsets(d):
-            starts.append(start)
-            offsets.append(offs)
-    return np.array(starts), np.concatenate(offsets), len(starts), len(ds)
+from .models.sites import flat_variables
 
 
 def _gaussian_nll(fit: np.ndarray, x: np.ndarray) -> float:
@@ -48,8 +40,9 @@ def trivial_model_nll(
 ) -> dict:
     """Mean NLL per character of ``test`` (default: ``train``) and its breakdown."""
     test = train if test is None else test
-    s_fit, o_fit, n_strokes_fit, n_chars_fit = _gather(train)
-    s, o, n_strokes, n_chars = _gather(test)
+    fit, data = flat_variables(train), flat_variables(test)
+    s_fit, o_fit, n_strokes_fit, n_chars_fit = fit.starts, fit.offsets, len(fit.starts), len(fit.n_strokes)
+    s, o, n_strokes, n_chars = data.starts, data.offsets, len(data.starts), len(data.n_strokes)
     extra_fit = n_strokes_fit if before_first_offset else 0
     extra = n_strokes if before_first_offset else 0
     p_stroke_end = n_strokes_fit / (len(o_fit) + extra_fit)

@@ -62,7 +62,7 @@ from ..distributions import (
 from ..errors import PyrocharError
 from .base import CharacterModel
 from .batch import CharacterBatch, StrokeBatch
-from .sites import TeacherForcedSite
+from .sites import TeacherForcedSite, flat_variables
 
 
 @dataclass
@@ -218,7 +218,9 @@ class BPLPrior(CharacterModel):
         Deterministic given ``seed``. Returns ``self``.
         """
         c = self.config
-        starts, offsets, stroke_index, step_index, n_offsets, n_strokes = _gather(dataset)
+        v = flat_variables(dataset)
+        starts, offsets, stroke_index, step_index = v.starts, v.offsets, v.stroke_index, v.step_index
+        n_offsets, n_strokes = v.n_offsets, v.n_strokes
         if len(n_strokes) == 0:
             raise PyrocharError("cannot fit the BPL prior to an empty dataset")
         gen = torch.Generator().manual_seed(int(seed))
@@ -261,29 +263,6 @@ def _single_threaded():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _gather(dataset):
-    """Flat numpy arrays of a PreparedDataset's variables, with their indices."""
-    starts, offsets, stroke_index, step_index, n_offsets, n_strokes = [], [], [], [], [], []
-    for d in range(len(dataset)):
-        strokes = dataset.starts_offsets(d)
-        n_strokes.append(len(strokes))
-        for i, (start, offs) in enumerate(strokes):
-            starts.append(start)
-            stroke_index.append(i)
-            offsets.append(offs)
-            step_index.append(np.arange(len(offs)))
-            n_offsets.append(len(offs))
-    cat = np.concatenate
-    return (
-        np.asarray(starts, dtype=np.float64).reshape(-1, 2),
-        cat(offsets).reshape(-1, 2) if offsets else np.zeros((0, 2)),
-        np.asarray(stroke_index, dtype=np.int64),
-        cat(step_index).astype(np.int64) if step_index else np.zeros(0, np.int64),
-        np.asarray(n_offsets, dtype=np.int64),
-        np.asarray(n_strokes, dtype=np.int64),
-    )
 
 
 def _hazard_logits(last: np.ndarray, n_slots: int, smoothing: float) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from pyro.distributions import TorchDistribution
 
@@ -81,3 +82,37 @@ class TeacherForcedSite:
     mask: torch.Tensor
     stroke: torch.Tensor
     step: torch.Tensor | None = None
+
+
+@dataclass
+class FlatVariables:
+    """The observed values of a dataset's variables, flattened, with their indices."""
+
+    starts: np.ndarray  # (N, 2) the start of every stroke (loc)
+    offsets: np.ndarray  # (M, 2) every offset, all strokes one after the other
+    stroke_index: np.ndarray  # (N,) i of each start
+    step_index: np.ndarray  # (M,) t of each offset
+    n_offsets: np.ndarray  # (N,) offsets of each stroke
+    n_strokes: np.ndarray  # (D,) strokes of each drawing
+
+
+def flat_variables(dataset) -> FlatVariables:
+    """Every variable of a ``PreparedDataset`` as flat arrays (for closed-form fits)."""
+    starts, offsets, steps, n_offsets, n_strokes, stroke_index = [], [], [], [], [], []
+    for d in range(len(dataset)):
+        strokes = dataset.starts_offsets(d)
+        n_strokes.append(len(strokes))
+        for i, (start, offs) in enumerate(strokes):
+            starts.append(start)
+            stroke_index.append(i)
+            offsets.append(np.asarray(offs, dtype=np.float64).reshape(-1, 2))
+            steps.append(np.arange(len(offs)))
+            n_offsets.append(len(offs))
+    return FlatVariables(
+        np.asarray(starts, dtype=np.float64).reshape(-1, 2),
+        np.concatenate(offsets) if offsets else np.zeros((0, 2)),
+        np.asarray(stroke_index, dtype=np.int64),
+        np.concatenate(steps).astype(np.int64) if steps else np.zeros(0, np.int64),
+        np.asarray(n_offsets, dtype=np.int64),
+        np.asarray(n_strokes, dtype=np.int64),
+    )
