@@ -19,9 +19,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^```python(?P<info>[^\n]*)\n(?P<code>.*?)^```[ \t]*$", re.M | re.S)
 
 #: Pages whose blocks are known to fail, with the reason (they still run).
-KNOWN_FAILURES = {
-    "docs/model.md": "its blocks use names they do not define; the page is being rewritten",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def python_blocks(page: Path) -> list[tuple[int, str, str]]:
