@@ -30,9 +30,9 @@ def main():
 
     from pyrochar.allocator import tune_allocator
 
-    # Pyro's argument/support checks cost up to 30% per site: off for users, on in tests.
+    # Pyro's argument/support checks cost time at every site: off for users, on in tests.
     pyro.enable_validation(False)
-    # Large tensors stay in the heap between steps (1.2-1.5x faster on CPU; pyrochar/allocator.py).
+    # Large tensors stay in the heap between steps (pyrochar/allocator.py, docs/performance.md).
     tune_allocator()
 
 

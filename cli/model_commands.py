@@ -78,7 +78,7 @@ def _load_model(model_name: str, checkpoint: Path | None, device: str):
 @model_option()
 @source_option()
 @click.option("--split", "spec", default="alphabet:0", show_default=True,
-              help="character:K, alphabet:K, holdout or all (REFERENCE.md section 9).")
+              help="character:K, alphabet:K, holdout or all (docs/data.md, Splits).")
 @click.option("--split-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="A split written by `pyrochar data split` (overrides --split).")
 @click.option("--holdout-alphabets", default=None, help="Alphabets held out by --split holdout.")

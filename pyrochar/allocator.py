@@ -1,4 +1,4 @@
-"""Process-wide settings that make the CPU paths fast.
+"""The memory allocator setting that makes the CPU paths fast.
 
 :func:`tune_allocator` keeps glibc's ``malloc`` from handing large blocks back to
 the operating system. By default glibc serves every allocation above a threshold
@@ -6,10 +6,9 @@ the operating system. By default glibc serves every allocation above a threshold
 A training or scoring step allocates and frees tensors of tens of MB many times
 (a batch of 460 strokes in 64 channels at 28 x 28 is 92 MB), so each step paid
 the kernel for mapping and zeroing the same memory again (system time). With
-large blocks kept in the heap and the heap never trimmed, Full NS trains 1.2 and
-scores 1.2-1.5 times faster on this project's 2-core CPU (docs/performance.md,
-``benchmarks/bench_model.py --no-malloc-tuning``). The price: the process keeps
-its peak memory until it exits.
+large blocks kept in the heap and the heap never trimmed, training and scoring
+run faster (docs/performance.md, ``benchmarks/bench_model.py --no-malloc-tuning``).
+The price: the process keeps its peak memory until it exits.
 
 The ``pyrochar`` command calls it on start-up; Python users call it themselves
 (once, anywhere before the work). ``PYROCHAR_NO_MALLOC_TUNING=1`` turns it off.

@@ -1,4 +1,4 @@
-"""The trivial reference model of REFERENCE.md section 7, to calibrate NLL units.
+"""The trivial reference model, to calibrate NLL units (docs/results.md, "Calibration").
 
 One full-covariance Gaussian for all starts, one for all offsets, a Bernoulli
 "stroke ends" decision after every offset and a Bernoulli "character ends"
@@ -7,8 +7,8 @@ scored on another, counting exactly the variables the learned models count
 (normalized units, nats, summed per character). Any learned model must beat it
 by far.
 
-REFERENCE.md quotes 40.3 nats per character on the 6 shared alphabets with a
-stroke-end term of 5.8; that model also asks "does the stroke end?" before the
+An independent implementation gave 40.3 nats per character on the 6 shared
+alphabets with a stroke-end term of 5.8; that model also asks "does the stroke end?" before the
 first offset (``before_first_offset=True`` here), a decision our models never
 take (every stroke has at least one offset), which costs it 0.58 nats more.
 """

@@ -1,4 +1,4 @@
-"""The trivial model of REFERENCE.md section 7 pins the units and the counting."""
+"""The trivial model (docs/results.md, "Calibration") pins the units and the counting."""
 
 import pytest
 
@@ -7,7 +7,7 @@ from pyrochar.trivial_model import trivial_model_nll
 
 def test_trivial_model_reproduces_the_reference_calibration(shared_prepared):
     ref = trivial_model_nll(shared_prepared, before_first_offset=True)
-    # REFERENCE.md: 40.3 (starts 6.0, offsets 26.8, stroke ends 5.8, character ends 1.6)
+    # an independent implementation: 40.3 (starts 6.0, offsets 26.8, stroke ends 5.8, character ends 1.6)
     assert ref["mean_nll"] == pytest.approx(40.3, abs=0.05)
     assert ref["breakdown"]["loc"] == pytest.approx(6.0, abs=0.05)
     assert ref["breakdown"]["offset"] == pytest.approx(26.8, abs=0.05)

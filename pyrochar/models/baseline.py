@@ -14,7 +14,7 @@ The sequence of a drawing, in normalized units:
 - the offsets between the control points of stroke i, the pen state of the last
   one being 1 (stroke ends) or 2 (drawing ends), of the others 0.
 
-The same variables as Full NS and the H-LSTM (REFERENCE.md section 7):
+The same variables as Full NS and the H-LSTM (docs/model.md, "Sites"):
 
 - ``loc_{i}``, the absolute start = pen position + the move: the move's GMM with
   every mean shifted by the pen position (a translation: no Jacobian);
@@ -54,7 +54,7 @@ class BaselineConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.3  # between LSTM layers and on its output
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 

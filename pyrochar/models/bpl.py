@@ -6,7 +6,7 @@ strokes are generated largely *independently* of one another, which is what
 Feinman & Lake (2020) point at when they compare it with their models: its
 samples lack the correlations between parts of human drawings. This module is a
 deliberately simple prior in that spirit over the same variables as the other
-models (REFERENCE.md section 7), with no canvas, no renderer and no network:
+models (docs/model.md, "Sites"), with no canvas, no renderer and no network:
 
 - **number of strokes**: a hazard. After stroke i the character ends with
   probability ``sigmoid(char_end_logits[min(i, char_end_slots - 1)])`` (the
@@ -82,7 +82,7 @@ class BPLConfig:
     em_iterations: int = 200
     em_restarts: int = 2  # EM runs per GMM from different seeds; the best is kept
     hazard_smoothing: float = 0.5  # pseudo-count added to both outcomes of every hazard
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 
@@ -255,7 +255,7 @@ def _single_threaded():
 
     EM is thousands of small tensor operations; with several threads on a busy
     machine each parallel region waits for the other cores, which made the fit
-    40x slower on a 2-core machine with one core taken (208 s instead of 5 s).
+    many times slower on a 2-core machine with one core taken.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

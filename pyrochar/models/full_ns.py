@@ -37,7 +37,7 @@ from .sites import TeacherForcedSite
 
 @dataclass
 class FullNSConfig:
-    """Every size of the Full NS model (defaults: REFERENCE.md section 5)."""
+    """Every size of the Full NS model (defaults: docs/model.md, "The networks")."""
 
     n_components: int = 20  # K of every GMM
     canvas_size: int = 28
@@ -61,7 +61,7 @@ class FullNSConfig:
     termination_blocks: int = 4
     termination_hidden: int = 64
     termination_dropout: float = 0.3
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 

@@ -58,7 +58,7 @@ class HLSTMConfig:
     # stroke model: LSTM, 1 layer (fixed in the paper)
     stroke_hidden: int = 256
     start_embed: int = 64
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 
