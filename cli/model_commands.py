@@ -318,13 +318,16 @@ def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, d
 @device_option()
 @precision_option(training=True)
 @folder_out_option("Folder for the runs and the tables (reused: finished runs are not retrained).")
+@click.option("--allow-changed", default=None, metavar="SETTINGS",
+              help="Training settings an unfinished run in --out may continue with although they differ "
+                   "from its own, comma-separated, e.g. epochs,patience (as train --resume).")
 def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batch_size, lr, patience,
-             seed, overrides, max_batches, device, precision, out):
+             seed, overrides, max_batches, device, precision, out, allow_changed):
     """The paper's Table 1: train per split, score held-out characters, compare models."""
     from pyrochar.data.prepare import prepare_dataset
     from pyrochar.evaluate import EvalConfig
     from pyrochar.evaluate import evaluate as run_evaluation
-    from pyrochar.train import TrainConfig
+    from pyrochar.train import TrainConfig, parse_allowed
 
     _check_device(device)
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -348,6 +351,7 @@ def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batc
         holdout_alphabets=parse_alphabets(holdout_alphabets), overrides=per_model,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                           device=device, precision=precision, max_batches_per_epoch=max_batches),
+        allow_changed=frozenset(parse_allowed(allow_changed)),
     )
     run_evaluation(ds, cfg, out, log=click.echo)
     click.echo((out / "table.md").read_text())

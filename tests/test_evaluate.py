@@ -86,3 +86,21 @@ def test_hyperparameters_are_chosen_by_mean_validation_loss(tiny_data, tmp_path)
     scores = report["baseline"]["validation_nll"]
     assert len(scores) == 2
     assert report["baseline"]["chosen"] == min(scores, key=scores.get)
+
+
+def test_an_unfinished_run_resumes_with_other_settings_only_when_allowed(tiny_data, tmp_path):
+    from pyrochar.train import ResumeMismatch
+
+    cfg = _cfg()
+    cfg.models, cfg.splits = ["bpl"], [0]
+    evaluate(tiny_data, cfg, tmp_path, log=lambda m: None, progress=False)
+    (done,) = tmp_path.glob("runs/bpl/*/*/done.json")
+    done.unlink()  # as if the run had been interrupted after its last checkpoint
+    longer = _cfg()
+    longer.models, longer.splits = ["bpl"], [0]
+    longer.train = TrainConfig(epochs=2, batch_size=16, patience=1)
+    with pytest.raises(ResumeMismatch, match="epochs"):
+        evaluate(tiny_data, longer, tmp_path, log=lambda m: None, progress=False)
+    longer.allow_changed = frozenset({"epochs"})
+    evaluate(tiny_data, longer, tmp_path, log=lambda m: None, progress=False)
+    assert done.exists()
