@@ -332,3 +332,14 @@ def test_complete_names_its_options_in_prefix_errors(run, tmp_path):
     _one_error_line(res, "stroke 2 has only", "--prefix-points")
     res = run("complete", KOREAN, "--strokes", 0, "-o", tmp_path / "c.png", ok=False)
     _one_error_line(res, "--strokes", "--prefix-points")
+
+
+def test_complete_beyond_the_stroke_cap_is_refused_clearly(run, tmp_path):
+    # 12 horizontal strokes of 30 px, one above the other: more than the cap of 10
+    strokes = [[[20.0, -10.0 - 7 * i], [50.0, -10.0 - 7 * i]] for i in range(12)]
+    path = tmp_path / "twelve.json"
+    path.write_text(json.dumps({"format": "pyrochar-drawing", "version": 1, "strokes": strokes}))
+    res = run("complete", path, "--strokes", 11, "-n", 2, "-o", tmp_path / "c.png", ok=False)
+    _one_error_line(res, "11 stroke", "at most 10")
+    res = run("score", path, ok=False)
+    _one_error_line(res, "12 strokes", "10")
