@@ -1,18 +1,26 @@
 """Time the spline preprocessing (resample + minimal spline fit) over Omniglot strokes.
 
-Usage: python benchmarks/bench_splines.py [--source PATH]
+Usage: python benchmarks/bench_splines.py [--source PATH] [--against REV]
 
 PATH is a folder holding ``strokes_background/`` (and/or ``strokes_evaluation/``), or
 any folder of Omniglot stroke files (default: ../shared/omniglot beside the checkout).
 Prints the time and the data statistics to compare with REFERENCE.md section 2
 (6 shared alphabets: 4,060 drawings, 1 left empty, 9,382 strokes, control points
 per stroke mean 5.06, median 4, max 32).
+
+``--against REV`` also loads ``pyrochar/splines.py`` as it is at git revision REV
+(e.g. ``main``), times both versions in turn on the same drawings (best of
+``--repeat`` runs each, fresh caches), prints the speed ratio and checks that every
+fitted control point of every drawing is bitwise identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,9 +64,60 @@ def read_drawings(source: Path) -> list[list[np.ndarray]]:
     return [read_stroke_file(f) for f in files]
 
 
+def splines_at(rev: str):
+    """``pyrochar/splines.py`` as of git revision ``rev``, imported as a separate module."""
+    text = subprocess.run(
+        ["git", "show", f"{rev}:pyrochar/splines.py"], cwd=REPO, check=True,
+        capture_output=True, text=True,
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(text)
+    spec = importlib.util.spec_from_file_location(f"splines_{rev}", f.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fresh_copy(module):
+    """Re-import ``module`` from its file, so its caches start empty."""
+    spec = importlib.util.spec_from_file_location(module.__name__, module.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    return copy
+
+
+def timed_fit(module, drawings) -> tuple[float, list[list[np.ndarray]]]:
+    """(seconds, fitted control points) of ``module.preprocess_drawing`` on every drawing."""
+    module = fresh_copy(module)
+    t0 = time.perf_counter()
+    fitted = [module.preprocess_drawing(d) for d in drawings]
+    return time.perf_counter() - t0, fitted
+
+
+def compare(rev: str, drawings, repeat: int) -> None:
+    """Time this checkout's fit against revision ``rev``'s and check identical results."""
+    old = splines_at(rev)
+    t_new, t_old = [], []
+    for _ in range(repeat):  # alternate, so both see the same machine load
+        t, fit_old = timed_fit(old, drawings)
+        t_old.append(t)
+        t, fit_new = timed_fit(splines, drawings)
+        t_new.append(t)
+    same = sum(
+        len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        for a, b in zip(fit_old, fit_new, strict=True)
+    )
+    print(f"{rev}: {min(t_old):.2f} s, this checkout: {min(t_new):.2f} s (best of {repeat}); "
+          f"time ratio this/{rev} = {min(t_new) / min(t_old):.3f}")
+    print(f"drawings with bitwise identical control points: {same} of {len(drawings)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--source", type=Path, default=default_source())
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="git revision whose splines.py to time and compare against")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each version with --against")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -91,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
             f"strokes with 1 control point: {(ncp == 1).sum()}; "
             f"with {splines.MAX_CONTROL_POINTS}: {(ncp == splines.MAX_CONTROL_POINTS).sum()}"
         )
+    if args.against:
+        compare(args.against, drawings, args.repeat)
 
 
 if __name__ == "__main__":
