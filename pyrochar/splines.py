@@ -128,7 +128,8 @@ def path_length(xy: np.ndarray) -> float:
     p = _xy(xy)
     if len(p) < 2:
         return 0.0
-    return float(np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1)).sum())
+    with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates give inf, not a warning
+        return float(np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1)).sum())
 
 
 def resample_by_arclength(
@@ -149,9 +150,10 @@ def resample_by_arclength(
     p = _xy(xy)  # (k, 2)
     if len(p) == 0:
         raise ValueError("cannot resample an empty stroke")
-    if not np.isfinite(p).all() or not np.isfinite(np.diff(p, axis=0)).all():
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))  # (k-1,)
+    if not (np.isfinite(p).all() and np.isfinite(seg.sum())):
         raise ValueError("cannot resample a stroke with non-finite or overflowing coordinates")
-    seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))  # (k-1,)
     while len(seg) and (seg < DUPLICATE_TOLERANCE).any():
         keep = np.ones(len(p), dtype=bool)
         keep[1:] = seg >= DUPLICATE_TOLERANCE
