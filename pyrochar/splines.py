@@ -41,9 +41,9 @@ Minimal splines
     ``n = 1, 2, ..., 50`` whose mean squared residual (sum over the m points of
     the squared x and y errors, divided by m) is below 0.7 px^2; the n = 50 fit if
     none is. Least squares is solved with a pseudo-inverse per (n, m), cached up to
-    ``FIT_CACHE_BYTES``, for m <= 512 (every Omniglot stroke), and with the normal
-    equations on an uncached basis beyond: one (m, n) matrix at a time, so the
-    search holds O(m) memory (m <= 2048) whatever the stroke.
+    ``FIT_CACHE_BYTES``, for m <= 512 (every Omniglot stroke), and beyond with the
+    normal equations accumulated from the basis stored by its 4 non-zeros per row:
+    O(m) memory and time per n (m <= 2048) whatever the stroke.
 """
 
 from __future__ import annotations
@@ -212,8 +212,8 @@ def bspline_basis(n: int, m: int) -> np.ndarray:
     return a
 
 
-#: Fits of trajectories longer than this many points use the normal equations on an
-#: uncached basis; shorter ones (every Omniglot stroke) a cached pseudo-inverse.
+#: Fits of trajectories longer than this many points use the normal equations on the
+#: banded basis; shorter ones (every Omniglot stroke) a cached pseudo-inverse.
 DENSE_FIT_MAX_POINTS = 512
 #: Bytes of (basis, pseudo-inverse) pairs the short-trajectory fit keeps cached.
 FIT_CACHE_BYTES = 192 << 20
@@ -257,6 +257,35 @@ _fit_cache = _FitMatrixCache(FIT_CACHE_BYTES)
 # ----------------------------------------------------------------------------- fit
 
 
+def _banded_basis(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``bspline_basis(n, m)`` stored by rows as its at most 4 non-zero entries.
+
+    Returns ``(cols (m, 4) int64, weights (m, 4))``: row i of the basis holds
+    ``weights[i, k]`` in column ``cols[i, k]`` (entries of columns outside
+    ``0..n-1`` have weight 0), so memory and time are O(m) instead of O(m n).
+    """
+    s = np.linspace(2.0, n + 1.0, m) if m > 1 else np.array([2.0])  # (m,)
+    cols = np.floor(s).astype(np.int64)[:, None] - np.arange(3, -1, -1)  # (m, 4)
+    valid = (cols >= 0) & (cols < n)
+    weights = np.where(valid, cubic_bspline_kernel(s[:, None] - cols), 0.0)  # (m, 4)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.clip(cols, 0, n - 1), weights
+
+
+def _fit_banded(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of an (m, 2) trajectory on the n-point basis via the normal
+    equations, accumulated from the banded basis; returns (control points (n, 2),
+    fitted points (m, 2)). Needs m >= n samples spread over the n columns."""
+    cols, w = _banded_basis(n, len(p))  # (m, 4), (m, 4)
+    pair = (cols[:, :, None] * n + cols[:, None, :]).ravel()  # (m * 16,) flat (j, k)
+    gram = np.bincount(pair, (w[:, :, None] * w[:, None, :]).ravel(), n * n).reshape(n, n)
+    rhs = np.stack(  # (n, 2): basis^T p
+        [np.bincount(cols.ravel(), (w * p[:, d : d + 1]).ravel(), n) for d in range(2)], axis=1
+    )
+    cp = np.linalg.solve(gram, rhs)  # (n, 2)
+    return cp, np.einsum("ik,ikd->id", w, cp[cols])  # (m, 2)
+
+
 def fit_spline(xy: np.ndarray, n: int) -> tuple[np.ndarray, float]:
     """Least-squares fit of n control points to an (m, 2) trajectory.
 
@@ -264,18 +293,18 @@ def fit_spline(xy: np.ndarray, n: int) -> tuple[np.ndarray, float]:
     of the squared x and y errors, divided by m (computed here, also when m <= n).
     The trajectory is assumed to be sampled at ``s = linspace(2, n + 1, m)``.
     Up to ``DENSE_FIT_MAX_POINTS`` points the fit uses a cached pseudo-inverse;
-    beyond, the normal equations (m > 512 >= 10 n samples per control point keep
-    them well conditioned) on a basis that is not cached, so memory stays O(m n).
+    beyond, the normal equations on the banded basis (m > 512 >= 10 n samples per
+    control point keep them well conditioned), in O(m) memory and time.
     """
     p = _xy(xy)  # (m, 2)
     m = len(p)
     if m <= DENSE_FIT_MAX_POINTS:
         basis, pinv = _fit_cache.get(n, m)  # (m, n), (n, m)
         cp = pinv @ p  # (n, 2)
+        fitted = basis @ cp  # (m, 2)
     else:
-        basis = _basis_uncached(n, m)  # (m, n)
-        cp = np.linalg.solve(basis.T @ basis, basis.T @ p)  # (n, 2)
-    r = basis @ cp - p  # (m, 2)
+        cp, fitted = _fit_banded(p, n)
+    r = fitted - p  # (m, 2)
     return cp, float(np.einsum("ij,ij->", r, r) / m)
 
 

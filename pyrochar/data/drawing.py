@@ -27,8 +27,6 @@ MAX_POINTS_PER_STROKE = 10_000
 MAX_POINTS_PER_DRAWING = 20_000
 #: Strokes in one drawing (Omniglot: 29).
 MAX_STROKES_PER_DRAWING = 100
-#: Path length of one drawing in px, all strokes together (Omniglot: 446).
-MAX_PATH_PER_DRAWING = 10_000.0
 #: Bytes of one Omniglot stroke file (.txt or zip member) (Omniglot: 14,011).
 MAX_STROKE_FILE_BYTES = 1 << 20
 #: Bytes of one JSON drawing file (it may hold many drawings).
@@ -89,11 +87,12 @@ def count_problem(n: int, limit: int, what: str) -> str | None:
 def limits_problem(strokes: Sequence[np.ndarray]) -> str | None:
     """Why strokes (each (k, 2|3), motor px) break the input limits, or None if they don't.
 
-    Checks the number of strokes, of points per stroke and per drawing, that every
-    coordinate lies within ``±COORD_LIMIT`` px, and the total path length.
+    Checks the number of strokes, of points per stroke and per drawing, and that
+    every coordinate lies within ``±COORD_LIMIT`` px. (Long paths need no limit:
+    fitting resamples a stroke to at most 2,048 points.)
     """
     problem = count_problem(len(strokes), MAX_STROKES_PER_DRAWING, "strokes in the drawing")
-    total_points, total_path = 0, 0.0
+    total_points = 0
     for i, s in enumerate(strokes):
         problem = problem or count_problem(len(s), MAX_POINTS_PER_STROKE, "points in a stroke")
         if problem:
@@ -107,16 +106,7 @@ def limits_problem(strokes: Sequence[np.ndarray]) -> str | None:
                 f"stroke {i + 1}, point {j + 1}: {'xy'[c]} = {xy[j, c]:g} px is far off the "
                 f"105 px canvas; coordinates must lie within ±{COORD_LIMIT:,.0f} px ({_LIMITS_DOC})"
             )
-        total_path += float(np.sqrt((np.diff(xy, axis=0) ** 2).sum(axis=1)).sum())
-    problem = problem or count_problem(
-        total_points, MAX_POINTS_PER_DRAWING, "points in the drawing"
-    )
-    if problem is None and total_path > MAX_PATH_PER_DRAWING:
-        problem = (
-            f"the strokes are {total_path:,.0f} px long in all; at most "
-            f"{MAX_PATH_PER_DRAWING:,.0f} px are accepted ({_LIMITS_DOC})"
-        )
-    return problem
+    return problem or count_problem(total_points, MAX_POINTS_PER_DRAWING, "points in the drawing")
 
 
 # ------------------------------------------------------------------------ reading
