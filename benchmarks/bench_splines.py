@@ -17,6 +17,7 @@ fitted control point of every drawing is bitwise identical.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import subprocess
 import sys
@@ -89,6 +90,7 @@ def fresh_copy(module):
 def timed_fit(module, drawings) -> tuple[float, list[list[np.ndarray]]]:
     """(seconds, fitted control points) of ``module.preprocess_drawing`` on every drawing."""
     module = fresh_copy(module)
+    gc.collect()  # free the previous run's caches before, not during, the timing
     t0 = time.perf_counter()
     fitted = [module.preprocess_drawing(d) for d in drawings]
     return time.perf_counter() - t0, fitted
@@ -98,11 +100,14 @@ def compare(rev: str, drawings, repeat: int) -> None:
     """Time this checkout's fit against revision ``rev``'s and check identical results."""
     old = splines_at(rev)
     t_new, t_old = [], []
-    for _ in range(repeat):  # alternate, so both see the same machine load
-        t, fit_old = timed_fit(old, drawings)
-        t_old.append(t)
-        t, fit_new = timed_fit(splines, drawings)
-        t_new.append(t)
+    for i in range(repeat):  # alternate, so both see the same machine load
+        for which in ("old", "new") if i % 2 == 0 else ("new", "old"):
+            if which == "old":
+                t, fit_old = timed_fit(old, drawings)
+                t_old.append(t)
+            else:
+                t, fit_new = timed_fit(splines, drawings)
+                t_new.append(t)
     same = sum(
         len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         for a, b in zip(fit_old, fit_new, strict=True)
@@ -110,6 +115,25 @@ def compare(rev: str, drawings, repeat: int) -> None:
     print(f"{rev}: {min(t_old):.2f} s, this checkout: {min(t_new):.2f} s (best of {repeat}); "
           f"time ratio this/{rev} = {min(t_new) / min(t_old):.3f}")
     print(f"drawings with bitwise identical control points: {same} of {len(drawings)}")
+
+
+def print_maxima(source: Path, drawings: list[list[np.ndarray]]) -> None:
+    """The largest values of the raw data, to compare with the input limits
+    (docs/reliability.md)."""
+    strokes = [s for d in drawings for s in d]
+    size = max(f.stat().st_size for f in source.rglob("*.txt") if f.name[:4].isdigit())
+    longest = max(
+        len(splines.resample_by_arclength(s))
+        for s in strokes
+        if splines.path_length(s) >= splines.MIN_STROKE_LENGTH
+    )
+    print(
+        f"raw maxima: |x|, |y| {max(np.abs(s[:, :2]).max() for s in strokes):.1f} px; "
+        f"points per stroke {max(len(s) for s in strokes)}, per drawing "
+        f"{max(sum(len(s) for s in d) for d in drawings)}; strokes per drawing "
+        f"{max(len(d) for d in drawings)}; file size {size:,} bytes; "
+        f"resampled points of the longest kept stroke {longest}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     total = time.perf_counter() - t0
 
     ncp = np.array([len(c) for d in fitted for c in d])
+    print_maxima(args.source, drawings)
     print(f"source: {args.source}")
     print(f"read {len(drawings)} drawings ({n_raw} raw strokes) in {t_read:.2f} s")
     print(

@@ -128,8 +128,13 @@ def path_length(xy: np.ndarray) -> float:
     p = _xy(xy)
     if len(p) < 2:
         return 0.0
-    with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates give inf, not a warning
-        return float(np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1)).sum())
+    return float(np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1)).sum())
+
+
+def _check_finite(value: float) -> None:
+    """ValueError unless ``value`` (a sum over a stroke's coordinates) is finite."""
+    if not math.isfinite(value):
+        raise ValueError("cannot resample a stroke with non-finite or overflowing coordinates")
 
 
 def resample_by_arclength(
@@ -150,19 +155,18 @@ def resample_by_arclength(
     p = _xy(xy)  # (k, 2)
     if len(p) == 0:
         raise ValueError("cannot resample an empty stroke")
-    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))  # (k-1,)
-    if not (np.isfinite(p).all() and np.isfinite(seg.sum())):
-        raise ValueError("cannot resample a stroke with non-finite or overflowing coordinates")
+    seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))  # (k-1,)
     while len(seg) and (seg < DUPLICATE_TOLERANCE).any():
         keep = np.ones(len(p), dtype=bool)
         keep[1:] = seg >= DUPLICATE_TOLERANCE
         p = p[keep]
         seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))
     if len(p) == 1:
+        _check_finite(float(p.sum()))
         return np.repeat(p, 2, axis=0)  # (2, 2)
     cum = np.concatenate([[0.0], np.cumsum(seg)])  # (k,), strictly increasing
     total = cum[-1]
+    _check_finite(total)  # NaN, infinite or overflowing coordinates make it non-finite
     m = int(min(max(2.0, np.round(total / spacing)), max_points))  # float min: no overflow
     q = np.linspace(0.0, total, m)  # (m,)
     out = np.empty((m, 2))
@@ -239,9 +243,8 @@ class _FitMatrixCache:
         if pair is not None:
             self._items.move_to_end(key)
             return pair
-        basis = np.array(_basis_uncached(n, m))  # (m, n), a private copy
+        basis = _basis_uncached(n, m)  # (m, n), a new read-only array
         pinv = np.linalg.pinv(basis)  # (n, m)
-        basis.setflags(write=False)
         pinv.setflags(write=False)
         self._items[key] = (basis, pinv)
         self.nbytes += basis.nbytes + pinv.nbytes
