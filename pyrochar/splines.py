@@ -222,7 +222,8 @@ DENSE_FIT_MAX_POINTS = 512
 #: Bytes of (basis, pseudo-inverse) pairs the short-trajectory fit keeps cached.
 FIT_CACHE_BYTES = 192 << 20
 
-# The basis without its cache: fitting long trajectories must not fill that cache.
+# The basis without its own cache: the fit keeps the matrices it needs in _fit_cache,
+# whose size is bounded in bytes.
 _basis_uncached = getattr(bspline_basis, "__wrapped__", bspline_basis)
 
 
