@@ -10,7 +10,8 @@ of a download killed outright are removed by the next one (:mod:`pyrochar.atomic
 
 A download is bounded: it stops as soon as more bytes than expected arrive, when
 the server announces another size than expected, after :data:`_TIMEOUT_S` s without
-data and after ``max_seconds`` in all.
+data, and once ``max_seconds`` have passed in all (checked as each piece of data
+arrives).
 """
 
 from __future__ import annotations
@@ -208,8 +209,7 @@ def _stream(
     deadline = time.monotonic() + max_seconds
     h = hashlib.md5(usedforsecurity=False)
     received = 0
-    timeout = max(min(_TIMEOUT_S, max_seconds), 0.001)
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+    with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
         announced = resp.headers.get("Content-Length") if resp.headers else None
         announced_n = int(announced) if announced and announced.isdigit() else None
         if size is not None and announced_n is not None and announced_n != size:
