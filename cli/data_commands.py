@@ -49,14 +49,14 @@ def download(dest, url, background_only):
 @click.option("--no-cache", is_flag=True, help="Recompute even if a cached copy exists.")
 def prepare(source, alphabets, strict, no_cache):
     """Fit minimal splines to every stroke and cache the result."""
-    from pyrochar.data.prepare import default_cache_dir, prepare_dataset
+    from pyrochar.data.prepare import prepare_dataset
 
     ds = prepare_dataset(resolve_source(source), strict=strict, alphabets=parse_alphabets(alphabets),
                          use_cache=not no_cache, progress=True)
     report_skipped(ds.skipped)
     s = ds.stats()
-    click.echo(f"prepared {len(ds)} drawings ({s['strokes']} strokes) "
-               f"-> {default_cache_dir() / ('prepared-' + ds.cache_key + '.npz')}")
+    where = f"-> {ds.cache_file}" if ds.cache_file else "(not cached)"
+    click.echo(f"prepared {len(ds)} drawings ({s['strokes']} strokes) {where}")
 
 
 @data.command()
