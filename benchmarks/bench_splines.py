@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_splines.py [--source PATH] [--against REV]
 
 PATH is a folder holding ``strokes_background/`` (and/or ``strokes_evaluation/``), or
 any folder of Omniglot stroke files (default: ../shared/omniglot beside the checkout).
-Prints the time and the data statistics to compare with REFERENCE.md section 2
+Prints the time and the data statistics to compare with docs/data.md
 (6 shared alphabets: 4,060 drawings, 1 left empty, 9,382 strokes, control points
 per stroke mean 5.06, median 4, max 32).
 

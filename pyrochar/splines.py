@@ -1,7 +1,7 @@
 """Uniform cubic B-splines and the minimal-spline preprocessing of Omniglot strokes.
 
 Everything here is plain numpy on float64 arrays of 2-D points. The conventions
-follow REFERENCE.md sections 1-3:
+are those of docs/data.md (raw files, preprocessing, what the models see):
 
 Coordinates
     Omniglot "motor" coordinates are pixels of the 105 x 105 image with x to the
@@ -28,10 +28,10 @@ Resampling
     equally spaced in arc length over ``[0, L]``, both endpoints included (``L`` the
     path length after dropping; ``round`` is numpy's round-half-to-even). The
     point count follows the BPL/pyBPL convention of the authors' code. On the 6
-    shared alphabets it gives the statistics of REFERENCE.md section 2 (9,382
+    shared alphabets it gives the statistics in docs/data.md (``pyrochar data stats``: 9,382
     strokes, 47,495 control points, mean 5.06, median 4, max 32); the alternative
     ``round(L / spacing) + 1`` gives 47,503 control points, the same statistics to
-    the digits quoted there. A stroke that collapses to a single point gives two
+    the digits quoted. A stroke that collapses to a single point gives two
     copies of it. At most ``MAX_RESAMPLED_POINTS = 2048`` points are returned: a
     stroke with more than 2,048 px of path (Omniglot's longest has 446) is sampled
     every ``L / 2048`` px instead, so fitting it takes bounded memory and time.

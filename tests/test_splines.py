@@ -273,7 +273,7 @@ def test_preprocess_drops_short_strokes():
 
 
 def test_shared_data_statistics(omniglot_root):
-    """The whole pipeline on the 6 shared alphabets, REFERENCE.md section 2."""
+    """The whole pipeline on the 6 shared alphabets: the statistics of docs/data.md."""
     files = sorted((omniglot_root / "strokes_background").glob("*/character*/*.txt"))
     drawings = [read_stroke_file(f) for f in files]
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Drawings -> minimal splines in normalized units, with an on-disk cache.
 
 ``prepare_dataset(source)`` reads the drawings (see :mod:`pyrochar.data.omniglot`),
-fits minimal splines to every stroke (REFERENCE.md section 2, see
+fits minimal splines to every stroke (docs/data.md, "Preprocessing to minimal splines"; see
 :mod:`pyrochar.splines`) and returns a :class:`PreparedDataset`: per stroke its
 control points in normalized units ``(p - (50, -50)) / 20``. The models consume
 each stroke as its start location (the first point of the evaluated spline) and
