@@ -6,6 +6,8 @@ below turns it into one ``Error: ...`` line and exit status 1, never a traceback
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from pyrochar import __version__
@@ -34,6 +36,12 @@ def main():
     pyro.enable_validation(False)
     # Large tensors stay in the heap between steps (pyrochar/allocator.py, docs/performance.md).
     tune_allocator()
+    # A warning (an unwritable cache, a collapsing importance sampler) is one line too.
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _register() -> None:

@@ -97,6 +97,9 @@ def test_cli_commands_go_on_without_an_unwritable_cache(run, small_omniglot, tmp
     assert '"drawings": 36' in out
     out = run("data", "prepare", "--source", small_omniglot).output
     assert "prepared 36 drawings" in out and "(not cached)" in out
+    # the warning is one line, without Python's file and line
+    (warning,) = [line for line in out.splitlines() if "cache" in line and "Warning" in line]
+    assert warning.startswith("Warning: ") and "UserWarning" not in out
 
 
 def test_prepare_no_cache_prints_no_path_it_did_not_write(run, small_omniglot, tmp_path):
