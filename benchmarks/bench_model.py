@@ -22,7 +22,7 @@ config and length-grouped batches of 200 (the paper's size), measures:
 most time in one training pass and one scoring pass over the same batches.
 
 Prints the best of --repeat passes of each figure (the median too). Like the
-``pyrochar`` command it first calls ``pyrochar.runtime.tune_allocator()``;
+``pyrochar`` command it first calls ``pyrochar.allocator.tune_allocator()``;
 ``--no-malloc-tuning`` measures without it (glibc's default allocator settings).
 """
 
@@ -43,18 +43,21 @@ sys.path.insert(0, str(REPO))
 
 import pyro  # noqa: E402
 
-from pyrochar.batching import BatchSource  # noqa: E402
+from pyrochar.allocator import tune_allocator  # noqa: E402
+from pyrochar.data.loader import BatchSource  # noqa: E402
 from pyrochar.data.prepare import prepare_dataset  # noqa: E402
-from pyrochar.infer import log_likelihood  # noqa: E402
 from pyrochar.models import FullNSConfig, GenerateCharacter  # noqa: E402
-from pyrochar.runtime import tune_allocator  # noqa: E402
 from pyrochar.sampling import sample_batch  # noqa: E402
+from pyrochar.scoring import log_likelihood  # noqa: E402
 
 
 def plain_log_likelihood(model, batch):
     """The teacher-forced log-likelihood per drawing without any Pyro machinery."""
-    index, sites = model.teacher_forced_distributions(batch)
-    total = sum(fn.log_prob(value) for fn, value in sites.values())
+    index, sites = model.teacher_forced_sites(batch)
+    total = 0.0
+    for s in sites:  # masked log-probs, summed over each plate entry's steps
+        lp = torch.where(s.mask, s.fn.log_prob(s.value), 0.0)
+        total = total + lp.reshape(len(index), -1).sum(-1)
     return total.new_zeros(batch.batch_size).index_add(0, index, total)
 
 

@@ -1,18 +1,27 @@
 """Time the spline preprocessing (resample + minimal spline fit) over Omniglot strokes.
 
-Usage: python benchmarks/bench_splines.py [--source PATH]
+Usage: python benchmarks/bench_splines.py [--source PATH] [--against REV]
 
 PATH is a folder holding ``strokes_background/`` (and/or ``strokes_evaluation/``), or
 any folder of Omniglot stroke files (default: ../shared/omniglot beside the checkout).
-Prints the time and the data statistics to compare with REFERENCE.md section 2
+Prints the time and the data statistics to compare with docs/data.md
 (6 shared alphabets: 4,060 drawings, 1 left empty, 9,382 strokes, control points
 per stroke mean 5.06, median 4, max 32).
+
+``--against REV`` also loads ``pyrochar/splines.py`` as it is at git revision REV
+(e.g. ``main``), times both versions in turn on the same drawings (best of
+``--repeat`` runs each, fresh caches), prints the speed ratio and checks that every
+fitted control point of every drawing is bitwise identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,9 +65,83 @@ def read_drawings(source: Path) -> list[list[np.ndarray]]:
     return [read_stroke_file(f) for f in files]
 
 
+def splines_at(rev: str):
+    """``pyrochar/splines.py`` as of git revision ``rev``, imported as a separate module."""
+    text = subprocess.run(
+        ["git", "show", f"{rev}:pyrochar/splines.py"], cwd=REPO, check=True,
+        capture_output=True, text=True,
+    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(text)
+    spec = importlib.util.spec_from_file_location(f"splines_{rev}", f.name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fresh_copy(module):
+    """Re-import ``module`` from its file, so its caches start empty."""
+    spec = importlib.util.spec_from_file_location(module.__name__, module.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    return copy
+
+
+def timed_fit(module, drawings) -> tuple[float, list[list[np.ndarray]]]:
+    """(seconds, fitted control points) of ``module.preprocess_drawing`` on every drawing."""
+    module = fresh_copy(module)
+    gc.collect()  # free the previous run's caches before, not during, the timing
+    t0 = time.perf_counter()
+    fitted = [module.preprocess_drawing(d) for d in drawings]
+    return time.perf_counter() - t0, fitted
+
+
+def compare(rev: str, drawings, repeat: int) -> None:
+    """Time this checkout's fit against revision ``rev``'s and check identical results."""
+    old = splines_at(rev)
+    t_new, t_old = [], []
+    for i in range(repeat):  # alternate, so both see the same machine load
+        for which in ("old", "new") if i % 2 == 0 else ("new", "old"):
+            if which == "old":
+                t, fit_old = timed_fit(old, drawings)
+                t_old.append(t)
+            else:
+                t, fit_new = timed_fit(splines, drawings)
+                t_new.append(t)
+    same = sum(
+        len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        for a, b in zip(fit_old, fit_new, strict=True)
+    )
+    print(f"{rev}: {min(t_old):.2f} s, this checkout: {min(t_new):.2f} s (best of {repeat}); "
+          f"time ratio this/{rev} = {min(t_new) / min(t_old):.3f}")
+    print(f"drawings with bitwise identical control points: {same} of {len(drawings)}")
+
+
+def print_maxima(source: Path, drawings: list[list[np.ndarray]]) -> None:
+    """The largest values of the raw data, to compare with the input limits
+    (docs/reliability.md)."""
+    strokes = [s for d in drawings for s in d]
+    size = max(f.stat().st_size for f in source.rglob("*.txt") if f.name[:4].isdigit())
+    longest = max(
+        len(splines.resample_by_arclength(s))
+        for s in strokes
+        if splines.path_length(s) >= splines.MIN_STROKE_LENGTH
+    )
+    print(
+        f"raw maxima: |x|, |y| {max(np.abs(s[:, :2]).max() for s in strokes):.1f} px; "
+        f"points per stroke {max(len(s) for s in strokes)}, per drawing "
+        f"{max(sum(len(s) for s in d) for d in drawings)}; strokes per drawing "
+        f"{max(len(d) for d in drawings)}; file size {size:,} bytes; "
+        f"resampled points of the longest kept stroke {longest}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--source", type=Path, default=default_source())
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="git revision whose splines.py to time and compare against")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each version with --against")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -71,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     total = time.perf_counter() - t0
 
     ncp = np.array([len(c) for d in fitted for c in d])
+    print_maxima(args.source, drawings)
     print(f"source: {args.source}")
     print(f"read {len(drawings)} drawings ({n_raw} raw strokes) in {t_read:.2f} s")
     print(
@@ -91,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
             f"strokes with 1 control point: {(ncp == 1).sum()}; "
             f"with {splines.MAX_CONTROL_POINTS}: {(ncp == splines.MAX_CONTROL_POINTS).sum()}"
         )
+    if args.against:
+        compare(args.against, drawings, args.repeat)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ import numpy as np
 
 from pyrochar.errors import PyrocharError
 
-from .options import parse_alphabets, report_skipped, resolve_source, source_option
+from .options import (
+    image_out_option,
+    parse_alphabets,
+    report_skipped,
+    resolve_source,
+    source_option,
+)
 
 
 @click.group()
@@ -43,14 +49,14 @@ def download(dest, url, background_only):
 @click.option("--no-cache", is_flag=True, help="Recompute even if a cached copy exists.")
 def prepare(source, alphabets, strict, no_cache):
     """Fit minimal splines to every stroke and cache the result."""
-    from pyrochar.data.prepare import default_cache_dir, prepare_dataset
+    from pyrochar.data.prepare import prepare_dataset
 
     ds = prepare_dataset(resolve_source(source), strict=strict, alphabets=parse_alphabets(alphabets),
                          use_cache=not no_cache, progress=True)
     report_skipped(ds.skipped)
     s = ds.stats()
-    click.echo(f"prepared {len(ds)} drawings ({s['strokes']} strokes) "
-               f"-> {default_cache_dir() / ('prepared-' + ds.cache_key + '.npz')}")
+    where = f"-> {ds.cache_file}" if ds.cache_file else "(not cached)"
+    click.echo(f"prepared {len(ds)} drawings ({s['strokes']} strokes) {where}")
 
 
 @data.command()
@@ -91,16 +97,15 @@ def stats(source, alphabets, strict, as_json):
 @click.option("--drawer", type=int, default=1, show_default=True, help="Drawer 1-20.")
 @click.option("--file", "file_", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=None, help="A drawing file instead (.txt stroke file or .json).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("drawing.png"),
-              show_default=True, help="PNG to write.")
+@image_out_option("drawing.png", help="Image to write (.png, .jpg, .gif, .bmp, .tif, .webp).")
 def show(source, alphabet, character, drawer, file_, out):
     """Raw trajectory | fitted minimal splines | rendered 28x28 canvas (Fig. 2)."""
     from pyrochar import splines
     from pyrochar.data.jsonio import read_drawing_file
     from pyrochar.data.omniglot import load_omniglot
     from pyrochar.models.batch import CharacterBatch
-    from pyrochar.models.full_ns import prefix_canvases
-    from pyrochar.viz import data_figure
+    from pyrochar.models.full_ns import stroke_canvases
+    from pyrochar.viz import data_figure, save_image
 
     if file_ is not None:
         drawings = read_drawing_file(file_)
@@ -117,12 +122,11 @@ def show(source, alphabet, character, drawer, file_, out):
     controls = [splines.to_normalized(cp) for cp in splines.preprocess_drawing(drawing.strokes)]
     if controls:
         batch = CharacterBatch.from_control_points([controls])
-        canvas = prefix_canvases(batch)[0, -1].numpy()
+        canvas = stroke_canvases(batch)[0, -1].numpy()
     else:
         canvas = np.zeros((28, 28))
         click.echo("note: every stroke is shorter than 20 px; nothing is kept", err=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data_figure([s[:, :2] for s in drawing.strokes], controls, canvas).save(out)
+    save_image(data_figure([s[:, :2] for s in drawing.strokes], controls, canvas), out, "--out")
     click.echo(f"wrote {out} ({len(drawing.strokes)} raw strokes, {len(controls)} splines)")
 
 

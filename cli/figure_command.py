@@ -9,7 +9,7 @@ import click
 from pyrochar.errors import PyrocharError
 from pyrochar.models import MODELS
 
-from .options import report_skipped, resolve_source, source_option
+from .options import folder_out_option, report_skipped, resolve_source, seed_option, source_option
 
 DEFAULT_MODELS = ("full-ns", "hlstm", "baseline", "bpl")
 
@@ -87,11 +87,10 @@ def load_models(names, explicit: bool, checkpoints: dict[str, Path], device: str
 @click.option("--grid-side", type=click.IntRange(min=2, max=30), default=10, show_default=True,
               help="Fig. 7 shows grid-side^2 Full NS samples.")
 @click.option("--classifier-epochs", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option(default=0, help="Seed of the samples and the classifier.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where the models and the classifier run.")
-@click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder for the PNGs and the novelty table.")
+@folder_out_option("Folder for the PNGs and the novelty table.", names=("-o", "--out"))
 def figures(model_list, checkpoints, source, spec, split_file, n, n_novelty, grid_side,
             classifier_epochs, seed, device, out):
     """The paper's qualitative analysis: figures 3, 5, 6, 7, 8 and a novelty table.

@@ -6,6 +6,8 @@ below turns it into one ``Error: ...`` line and exit status 1, never a traceback
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from pyrochar import __version__
@@ -28,12 +30,18 @@ def main():
     """Neuro-symbolic generative models of handwritten characters (Feinman & Lake 2020)."""
     import pyro
 
-    from pyrochar.runtime import tune_allocator
+    from pyrochar.allocator import tune_allocator
 
-    # Pyro's argument/support checks cost up to 30% per site: off for users, on in tests.
+    # Pyro's argument/support checks cost time at every site: off for users, on in tests.
     pyro.enable_validation(False)
-    # Large tensors stay in the heap between steps (1.2-1.5x faster on CPU; pyrochar/runtime.py).
+    # Large tensors stay in the heap between steps (pyrochar/allocator.py, docs/performance.md).
     tune_allocator()
+    # A warning (an unwritable cache, a collapsing importance sampler) is one line too.
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {message}", err=True)
 
 
 def _register() -> None:

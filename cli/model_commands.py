@@ -8,10 +8,21 @@ from pathlib import Path
 import click
 import numpy as np
 
+from pyrochar.checks import MAX_COMPLETIONS, MAX_SAMPLES
 from pyrochar.errors import PyrocharError
 from pyrochar.models import MODELS
 
-from .options import parse_alphabets, report_skipped, resolve_source, source_option
+from .options import (
+    folder_out_option,
+    image_out_option,
+    json_out_option,
+    parse_alphabets,
+    report_skipped,
+    resolve_source,
+    seed_option,
+    source_option,
+    temperature_option,
+)
 
 MODEL_CHOICES = sorted(MODELS)
 
@@ -67,7 +78,7 @@ def _load_model(model_name: str, checkpoint: Path | None, device: str):
 @model_option()
 @source_option()
 @click.option("--split", "spec", default="alphabet:0", show_default=True,
-              help="character:K, alphabet:K, holdout or all (REFERENCE.md section 9).")
+              help="character:K, alphabet:K, holdout or all (docs/data.md, Splits).")
 @click.option("--split-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="A split written by `pyrochar data split` (overrides --split).")
 @click.option("--holdout-alphabets", default=None, help="Alphabets held out by --split holdout.")
@@ -84,32 +95,43 @@ def _load_model(model_name: str, checkpoint: Path | None, device: str):
 @click.option("--max-batches", type=click.IntRange(min=1), default=None,
               help="Stop each epoch after this many batches (quick trials).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out where it stopped; refused if the settings differ from "
+                   "the run's (see --allow-changed).")
+@click.option("--allow-changed", default=None, metavar="SETTINGS",
+              help="With --resume: training settings that may differ from the run's, comma-separated, "
+                   "e.g. epochs,lr,patience. The model, its config and the split never change.")
 def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch_size, lr, patience,
-          seed, device, precision, overrides, max_batches, out, resume):
+          seed, device, precision, overrides, max_batches, out, resume, allow_changed):
     """Train a model by maximum likelihood; checkpoints go to --out."""
     import torch
 
-    from pyrochar.batching import BatchSource
+    from pyrochar.atomic import atomic_write_text
     from pyrochar.checkpoint import load_checkpoint
+    from pyrochar.data.loader import BatchSource
     from pyrochar.data.prepare import prepare_dataset
     from pyrochar.data.splits import Split
-    from pyrochar.infer import score
     from pyrochar.models import build_model
-    from pyrochar.train import TrainConfig, seed_everything
+    from pyrochar.scoring import score
+    from pyrochar.train import TrainConfig, parse_allowed, prepare_run_dir, seed_everything
     from pyrochar.train import train as run_training
 
+    # every option is checked before the data are prepared or anything is written
     _check_device(device)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                         device=device, precision=precision, max_batches_per_epoch=max_batches)
+    if allow_changed and not resume:
+        raise PyrocharError("--allow-changed applies to --resume only")
+    allowed = parse_allowed(allow_changed)
+    seed_everything(seed)
+    model = build_model(model_name, _parse_overrides(overrides))
+    prepare_run_dir(out)
     ds = prepare_dataset(resolve_source(source), progress=True)
     report_skipped(ds.skipped)
     if split_file:
         sp = Split.from_json(split_file)
     else:
         sp = ds.split(spec, parse_alphabets(holdout_alphabets))
-    out.mkdir(parents=True, exist_ok=True)
-    sp.to_json(out / "split.json")
-    seed_everything(seed)
-    model = build_model(model_name, _parse_overrides(overrides))
     parts = {p: ds.select_characters(getattr(sp, p)) for p in ("train", "validation", "test")}
     if len(parts["train"]) == 0:
         raise PyrocharError(f"split {sp.name!r} leaves no training drawings")
@@ -120,10 +142,8 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
         model.initialize_from_data(parts["train"])  # closed-form start where a model has one (bpl)
     sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None
                for p, d in parts.items()}
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
-                         device=device, precision=precision, max_batches_per_epoch=max_batches)
     run_training(model, sources["train"], sources["validation"], config, out, resume=resume,
-                 log=click.echo, extra={"split": sp.name})
+                 log=click.echo, split=sp, allow_changed=allowed)
     result = {"model": model_name, "split": sp.name, "config": model.config_dict()}
     if sources["test"] is not None and (out / "best.pt").exists():
         best = load_checkpoint(out / "best.pt").to(device)
@@ -132,23 +152,7 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
         result["test"] = scores.summary()
         click.echo(f"test NLL {scores.mean:.3f} nats per character over {len(scores.nll)} drawings "
                    f"(split {sp.name})")
-    from pyrochar.atomic import atomic_write_text
-
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
-
-
-def _drawings_from_files(files):
-    from pyrochar.data.jsonio import read_drawing_file
-    from pyrochar.data.omniglot import LoadResult, SkippedFile
-    from pyrochar.errors import DataFormatError
-
-    drawings, skipped = [], []
-    for f in files:
-        try:
-            drawings += read_drawing_file(f)
-        except DataFormatError as e:
-            skipped.append(SkippedFile(str(f), str(e)))
-    return LoadResult(drawings, skipped)
 
 
 @click.command()
@@ -163,23 +167,37 @@ def _drawings_from_files(files):
 @click.option("--partial", type=click.IntRange(min=1), default=None, metavar="K",
               help="Score only the first K strokes of each drawing: the exact marginal "
               "log-likelihood of that prefix (drawings with fewer strokes are left out).")
-@click.option("--prefix-points", type=click.IntRange(min=0), default=0, show_default=True,
-              help="With --partial: also the first P control points of stroke K+1.")
+@click.option("--prefix-points", type=click.IntRange(min=0), default=None,
+              help="With --partial: also the first P control points of stroke K+1 [default: 0]; "
+              "see --partial-stroke for what is scored of that stroke.")
+@click.option("--partial-stroke", type=click.Choice(["goes-on", "any"]), default=None,
+              help="With --prefix-points: 'goes-on' scores the P control points and that the stroke "
+              "goes on after them (the event `complete` continues from); 'any' scores the P control "
+              "points whatever follows (their marginal) [default: goes-on].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
 @device_option()
 @precision_option(training=False)
 def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json, partial, prefix_points,
-          batch_size, device, precision):
+          partial_stroke, batch_size, device, precision):
     """Negative log-likelihood per character (nats, normalized units)."""
-    from pyrochar.batching import BatchSource
+    from pyrochar.api import read_drawings
+    from pyrochar.data.loader import BatchSource
     from pyrochar.data.prepare import build_prepared, prepare_dataset
-    from pyrochar.infer import score as score_source
+    from pyrochar.scoring import score as score_source
 
     if files and source:
         raise click.UsageError("give either --source or drawing FILES, not both")
+    if files and alphabets:
+        raise click.UsageError("--alphabets selects alphabets of --source; it does not apply to drawing "
+                               "FILES (pass only the files to score)")
+    if prefix_points is not None and partial is None:
+        raise click.UsageError("--prefix-points only applies with --partial K (the control points of "
+                               "stroke K+1); add --partial or drop --prefix-points")
+    if partial_stroke is not None and not prefix_points:
+        raise click.UsageError("--partial-stroke only applies with --prefix-points P >= 1; add "
+                               "--prefix-points or drop --partial-stroke")
     if files:
-        loaded = _drawings_from_files(files)
-        ds = build_prepared(loaded)
+        ds = build_prepared(read_drawings(list(files), strict=False))
     else:
         ds = prepare_dataset(resolve_source(source), alphabets=parse_alphabets(alphabets),
                              progress=not as_json)
@@ -190,7 +208,9 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
         raise PyrocharError("no drawing left to score")
     model = _load_model(model_name, checkpoint, device).set_precision(precision)
     if partial is not None:
-        _score_partial(model, ds, partial, prefix_points, batch_size, device, per_drawing, as_json)
+        goes_on = partial_stroke != "any"
+        _score_partial(model, ds, partial, prefix_points or 0, goes_on, batch_size, device, per_drawing,
+                       as_json)
         return
     src = BatchSource(ds, with_canvases=model.uses_canvases, device=device)
     scores = score_source(model, src, batch_size, progress=not as_json)
@@ -210,26 +230,34 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
             click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
 
 
-def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawing, as_json):
+def _score_partial(model, ds, keep, prefix_points, goes_on, batch_size, device, per_drawing, as_json):
     from tqdm.auto import tqdm
 
-    from pyrochar.batching import BatchSource
     from pyrochar.complete import log_likelihood_partial
+    from pyrochar.data.loader import BatchSource
 
     src = BatchSource(ds, device=device)
     need = keep + (1 if prefix_points else 0)
-    ok = [d for d in range(len(ds)) if src.n_strokes[d] >= need
-          and (not prefix_points or len(src.strokes[d][keep][1]) >= prefix_points - 1)]
+    long_enough = [d for d in range(len(ds)) if src.n_strokes[d] >= need]
+    if not long_enough:
+        raise PyrocharError(f"no drawing has the {need} stroke(s) this prefix needs "
+                            f"(the most is {int(src.n_strokes.max())}); lower --partial")
+    # stroke K+1 must hold the P observed control points: P - 1 offsets
+    ok = [d for d in long_enough if not prefix_points or len(src.strokes[d][keep][1]) >= prefix_points - 1]
     if not ok:
-        raise PyrocharError(f"no drawing has the {need} stroke(s) this prefix needs")
+        most = max(len(src.strokes[d][keep][1]) + 1 for d in long_enough)
+        raise PyrocharError(f"no drawing has {prefix_points} control points in stroke {keep + 1} "
+                            f"(the most is {most}); lower --prefix-points")
     nll = {}
     chunks = [ok[i : i + batch_size] for i in range(0, len(ok), batch_size)]
     for idx in tqdm(chunks, desc="scoring prefixes", unit="batch", disable=as_json):
-        ll = log_likelihood_partial(model, src.batch(idx), keep, prefix_points)
+        ll = log_likelihood_partial(model, src.batch(idx), keep, prefix_points, stroke_goes_on=goes_on)
         nll.update(zip(idx, (-ll).tolist(), strict=True))
     values = np.array([nll[d] for d in ok])
     summary = {"mean_nll": float(values.mean()), "n": len(ok), "left_out": len(ds) - len(ok),
-               "partial": {"strokes": keep, "prefix_points": prefix_points}, "model": model.name,
+               "partial": {"strokes": keep, "prefix_points": prefix_points,
+                           "partial_stroke": ("goes-on" if goes_on else "any") if prefix_points else None},
+               "model": model.name,
                "units": "nats per prefix, normalized units (px / 20)"}
     if per_drawing:
         summary["per_drawing"] = [{"drawing": ds.key(d), "nll": nll[d]} for d in ok]
@@ -238,6 +266,7 @@ def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawi
         return
     click.echo(f"mean NLL of the first {keep} stroke(s)"
                + (f" + {prefix_points} control point(s)" if prefix_points else "")
+               + (" of a stroke that goes on" if prefix_points and goes_on else "")
                + f": {summary['mean_nll']:.3f} nats (n = {len(ok)}, {len(ds) - len(ok)} too short)")
     for row in summary.get("per_drawing", []):
         click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
@@ -247,23 +276,21 @@ def _score_partial(model, ds, keep, prefix_points, batch_size, device, per_drawi
 @model_option()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="A trained checkpoint (default: the shipped weights).")
-@click.option("-n", "n", type=click.IntRange(min=1, max=10000), default=36, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=None, help="Random seed (repeatable samples).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("samples.png"), show_default=True)
-@click.option("--json-out", type=click.Path(path_type=Path), default=None,
-              help="Also write the strokes as JSON (the project's drawing format).")
+@click.option("-n", "n", type=click.IntRange(min=1, max=MAX_SAMPLES), default=36, show_default=True)
+@temperature_option()
+@seed_option(help="Random seed (repeatable samples).")
+@image_out_option("samples.png")
+@json_out_option("Also write the strokes as JSON (the project's drawing format, .json).")
 @click.option("--black", is_flag=True, help="Draw every stroke in black.")
 @device_option()
 def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, device):
     """Draw new characters: a grid PNG, each stroke in its own colour."""
     from pyrochar.sampling import sample_characters
-    from pyrochar.viz import character_grid
+    from pyrochar.viz import character_grid, save_image
 
     model = _load_model(model_name, checkpoint, device)
     chars = sample_characters(model, n, temperature=temperature, seed=seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    character_grid(chars, colour_strokes=not black).save(out)
+    save_image(character_grid(chars, colour_strokes=not black), out, "--out")
     click.echo(f"wrote {out}: {n} characters from {model_name} at temperature {temperature:g}")
     if json_out:
         _write_json(json_out, chars, "sample")
@@ -283,22 +310,24 @@ def sample(model_name, checkpoint, n, temperature, seed, out, json_out, black, d
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
 @click.option("--patience", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option(default=0, help="Seed of the training runs.")
 @click.option("--set", "overrides", multiple=True, metavar="MODEL:KEY=VALUE",
               help="Override a config field of one model in every run, e.g. full-ns:attention=sat.")
 @click.option("--max-batches", type=click.IntRange(min=1), default=None,
               help="Stop each epoch after this many batches (quick trials).")
 @device_option()
 @precision_option(training=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Folder for the runs and the tables (reused: finished runs are not retrained).")
+@folder_out_option("Folder for the runs and the tables (reused: finished runs are not retrained).")
+@click.option("--allow-changed", default=None, metavar="SETTINGS",
+              help="Training settings an unfinished run in --out may continue with although they differ "
+                   "from its own, comma-separated, e.g. epochs,patience (as train --resume).")
 def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batch_size, lr, patience,
-             seed, overrides, max_batches, device, precision, out):
+             seed, overrides, max_batches, device, precision, out, allow_changed):
     """The paper's Table 1: train per split, score held-out characters, compare models."""
     from pyrochar.data.prepare import prepare_dataset
     from pyrochar.evaluate import EvalConfig
     from pyrochar.evaluate import evaluate as run_evaluation
-    from pyrochar.train import TrainConfig
+    from pyrochar.train import TrainConfig, parse_allowed
 
     _check_device(device)
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -322,6 +351,7 @@ def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batc
         holdout_alphabets=parse_alphabets(holdout_alphabets), overrides=per_model,
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                           device=device, precision=precision, max_batches_per_epoch=max_batches),
+        allow_changed=frozenset(parse_allowed(allow_changed)),
     )
     run_evaluation(ds, cfg, out, log=click.echo)
     click.echo((out / "table.md").read_text())
@@ -337,42 +367,25 @@ def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batc
               help="Keep the first K strokes of the drawing.")
 @click.option("--prefix-points", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also keep the first P control points of the next stroke.")
-@click.option("-n", "n", type=click.IntRange(min=1, max=1000), default=9, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
-@click.option("--seed", type=int, default=None)
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("completions.png"), show_default=True)
-@click.option("--json-out", type=click.Path(path_type=Path), default=None,
-              help="Also write the completions as JSON drawings.")
+@click.option("-n", "n", type=click.IntRange(min=1, max=MAX_COMPLETIONS), default=9, show_default=True)
+@temperature_option()
+@seed_option(help="Random seed (repeatable completions).")
+@image_out_option("completions.png")
+@json_out_option("Also write the completions as JSON drawings (.json).")
 @device_option()
 def complete(input_file, model_name, checkpoint, keep, prefix_points, n, temperature, seed, out, json_out,
              device):
     """Complete a partial drawing: keep its first strokes, sample the rest."""
-    from pyrochar import splines
-    from pyrochar.complete import complete as run_complete
+    from pyrochar.api import complete_controls, prefix_controls
     from pyrochar.data.jsonio import read_drawing_file
-    from pyrochar.models.batch import CharacterBatch
-    from pyrochar.sampling import batch_to_controls
-    from pyrochar.viz import completion_grid
+    from pyrochar.viz import completion_grid, save_image
 
     drawing = read_drawing_file(input_file)[0]
-    controls = [splines.to_normalized(cp) for cp in splines.preprocess_drawing(drawing.strokes)]
-    need = keep + (1 if prefix_points else 0)
-    if need == 0:
-        raise PyrocharError("keep at least one stroke (--strokes) or one control point (--prefix-points)")
-    if len(controls) < need:
-        raise PyrocharError(
-            f"{input_file} has {len(controls)} stroke(s) of at least 20 px; --strokes {keep}"
-            + (f" --prefix-points {prefix_points}" if prefix_points else "") + f" needs {need}")
-    if prefix_points and len(controls[keep]) < prefix_points:
-        raise PyrocharError(f"stroke {keep + 1} has only {len(controls[keep])} control points; "
-                            f"lower --prefix-points")
+    controls = prefix_controls(drawing, keep, prefix_points, names=("--strokes", "--prefix-points"))
     model = _load_model(model_name, checkpoint, device)
-    batch = CharacterBatch.from_control_points([controls]).to(device)
-    out_batch = run_complete(model, batch, keep, prefix_points, n=n, temperature=temperature, seed=seed)
-    chars = batch_to_controls(out_batch)
+    chars = complete_controls(model, controls, keep, prefix_points, n, temperature, seed)
     partial = controls[keep][:prefix_points] if prefix_points else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    completion_grid(chars, keep, partial).save(out)
+    save_image(completion_grid(chars, keep, partial), out, "--out")
     click.echo(f"wrote {out}: {n} completions of {input_file} after {keep} stroke(s)"
                + (f" and {prefix_points} control point(s)" if prefix_points else ""))
     if json_out:
@@ -380,15 +393,11 @@ def complete(input_file, model_name, checkpoint, keep, prefix_points, n, tempera
 
 
 def _write_json(path, chars, label):
-    from pyrochar.data.drawing import Drawing
+    from pyrochar.api import controls_to_drawings
     from pyrochar.data.jsonio import write_drawings_json
-    from pyrochar.viz import splines_to_motor_polylines
 
-    drawings = [
-        Drawing([np.column_stack([c, np.zeros(len(c))]) for c in splines_to_motor_polylines(ch)])
-        for ch in chars
-    ]
-    write_drawings_json(path, drawings, labels=[f"{label} {i}" for i in range(len(chars))])
+    drawings = controls_to_drawings(chars, label)
+    write_drawings_json(path, drawings, labels=[d.source for d in drawings])
     click.echo(f"wrote {path}")
 
 

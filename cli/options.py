@@ -51,3 +51,57 @@ def report_skipped(skipped) -> None:
         click.echo(f"  {s.reason}", err=True)
     if len(skipped) > 10:
         click.echo(f"  ... and {len(skipped) - 10} more", err=True)
+
+
+def checked(check, **kwargs):
+    """A click callback running ``check(value, "--option", **kwargs)`` from
+    :mod:`pyrochar.checks`; its TypeError/ValueError becomes click's one-line
+    "Invalid value" error. None (an option not given) passes through."""
+
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return check(value, max(param.opts, key=len), **kwargs)
+        except (TypeError, ValueError) as e:
+            raise click.BadParameter(str(e)) from None
+
+    return callback
+
+
+def seed_option(default: int | None = None, help: str = "Random seed (repeatable results)."):
+    from pyrochar.checks import SEED_MAX, check_seed
+
+    return click.option("--seed", type=int, default=default, show_default=default is not None,
+                        callback=checked(check_seed), help=f"{help} An integer in [0, {SEED_MAX}].")
+
+
+def temperature_option():
+    from pyrochar.checks import TEMPERATURE_MAX, check_temperature
+
+    return click.option("--temperature", type=float, default=1.0, show_default=True,
+                        callback=checked(check_temperature),
+                        help=f"Sampling temperature in (0, {TEMPERATURE_MAX:g}]: 1 samples the model, "
+                        "lower draws more typical characters.")
+
+
+def image_out_option(default: str, help: str = "Image to write (.png, .jpg, .gif, .bmp, .tif, .webp)."):
+    from pyrochar.checks import check_image_path
+
+    return click.option("-o", "--out", type=click.Path(path_type=Path), default=Path(default),
+                        show_default=True, callback=checked(check_image_path), help=help)
+
+
+def json_out_option(help: str):
+    from pyrochar.checks import check_output_file
+
+    return click.option("--json-out", type=click.Path(path_type=Path), default=None,
+                        callback=checked(check_output_file, suffixes=(".json",)), help=help)
+
+
+def folder_out_option(help: str, names: tuple[str, ...] = ("--out",)):
+    """A required output folder option: not a file, writable (made if missing)."""
+    from pyrochar.checks import check_output_folder
+
+    return click.option(*names, "out", type=click.Path(path_type=Path), required=True,
+                        callback=checked(check_output_folder), help=help)

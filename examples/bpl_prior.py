@@ -9,14 +9,14 @@ alphabets but one and scores the held-out alphabet; writes bpl_samples.png.
 import argparse
 from pathlib import Path
 
-from pyrochar.batching import BatchSource
-from pyrochar.calibration import trivial_model_nll
 from pyrochar.data.download import default_data_dir
+from pyrochar.data.loader import BatchSource
 from pyrochar.data.prepare import prepare_dataset
 from pyrochar.data.splits import make_split
-from pyrochar.infer import score
 from pyrochar.models import BPLPrior
 from pyrochar.sampling import sample_characters
+from pyrochar.scoring import score
+from pyrochar.trivial_model import trivial_model_nll
 from pyrochar.viz import character_grid
 
 parser = argparse.ArgumentParser()

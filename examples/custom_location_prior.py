@@ -10,10 +10,10 @@ import pyro
 import torch
 
 from pyrochar import load_pretrained
-from pyrochar.infer import log_likelihood
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.priors import GaussianLocationPrior
 from pyrochar.sampling import batch_to_controls, sample_batch
+from pyrochar.scoring import log_likelihood
 from pyrochar.viz import character_grid
 
 model = load_pretrained("full-ns")
@@ -28,9 +28,9 @@ with torch.no_grad():
     custom, custom_parts = log_likelihood(model, drawings)
 
 print(f"mean NLL, learned location network: {-learned.mean():.2f} nats "
-      f"(starts {-parts['locations'].mean():.2f})")
+      f"(starts {-parts['loc'].mean():.2f})")
 print(f"mean NLL, Gaussian location prior:  {-custom.mean():.2f} nats "
-      f"(starts {-custom_parts['locations'].mean():.2f})")
+      f"(starts {-custom_parts['loc'].mean():.2f})")
 
 samples = sample_batch(model, 16, temperature=0.7, seed=1)  # starts now come from the Gaussian
 character_grid(batch_to_controls(samples), n_cols=8).save("custom_prior_samples.png")

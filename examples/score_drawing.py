@@ -3,7 +3,7 @@
 Run: python examples/score_drawing.py [drawing.json | IIII_DD.txt]
 
 Without an argument it scores a character the model draws itself. The NLL is in
-nats, summed over every site of the drawing (REFERENCE.md section 7).
+nats, summed over every site of the drawing (docs/model.md lists the sites).
 """
 
 import sys

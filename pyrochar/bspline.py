@@ -27,6 +27,7 @@ import torch.nn.functional as F
 __all__ = [
     "START_WEIGHTS",
     "at_fraction",
+    "band",
     "basis",
     "corrected_weights",
     "evaluate",
@@ -115,6 +116,18 @@ def evaluate(cps: torch.Tensor, n_cp: torch.Tensor, s: torch.Tensor) -> torch.Te
     return out
 
 
+def band(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The m points of :func:`basis` ``(n, m)`` by their four weights, in numpy.
+
+    Returns ``(first (m,) int64, weights (m, 4))``: row i of the basis holds
+    ``weights[i, k]`` in column ``first[i] + k``; the weights of columns outside
+    ``[0, n - 1]`` are 0. O(m) memory, whatever n.
+    """
+    s = at_fraction(n, np.arange(m) / (m - 1) if m > 1 else np.zeros(1))  # (m,) as parameters()
+    weights, f = corrected_weights(s, n)  # four (m,), (m,)
+    return f.astype(np.int64) - 3, np.stack(weights, axis=1)
+
+
 @functools.lru_cache(maxsize=4096)
 def basis(n: int, m: int) -> np.ndarray:
     """Row-normalized (m, n) float64 basis: row i evaluates the curve at point i of m.
@@ -126,14 +139,11 @@ def basis(n: int, m: int) -> np.ndarray:
     n, m = int(n), int(m)
     if n < 1 or m < 1:
         raise ValueError(f"need n >= 1 and m >= 1, got n={n}, m={m}")
-    s = at_fraction(n, np.arange(m) / (m - 1) if m > 1 else np.zeros(1))  # (m,) as parameters()
-    weights, f = corrected_weights(s, n)  # four (m,), (m,)
+    first, weights = band(n, m)  # (m,), (m, 4)
     # Column j + 3 holds control point j: the weights of j outside [0, n - 1] (all 0)
     # land in the three columns on either side, which are cut off.
     a = np.zeros((m, n + 6))
-    rows, first = np.arange(m), f.astype(np.int64)  # (m,): column of j = f - 3, plus 3
-    for i, w in enumerate(weights):
-        a[rows, first + i] = w
+    a[np.arange(m)[:, None], first[:, None] + 3 + np.arange(4)] = weights
     a = np.ascontiguousarray(a[:, 3 : n + 3])  # (m, n)
     a.setflags(write=False)
     return a

@@ -25,26 +25,35 @@ import torch
 from pyro.distributions.torch_distribution import MaskedDistribution
 from pyro.poutine.util import site_is_subsample
 
+from .checks import (
+    check_batch,
+    check_nonnegative_int,
+    check_positive_int,
+    check_seed,
+    check_temperature,
+)
 from .errors import PyrocharError
 from .handlers import temperature as temper_handler
-from .models.base import CharacterModel
-from .models.batch import (
-    CharacterBatch,
-    char_end_site,
-    loc_site,
-    offset_site,
-    stroke_end_site,
-)
+from .models.base import CapsExceeded, CharacterModel, evaluating
+from .models.batch import CharacterBatch
+from .models.sites import char_end_site, loc_site, offset_site, stroke_end_site
 
 
-def prefix_condition_dict(batch: CharacterBatch, keep_strokes: int, prefix_points: int = 0) -> dict:
+def prefix_condition_dict(
+    batch: CharacterBatch, keep_strokes: int, prefix_points: int = 0, stroke_goes_on: bool = True
+) -> dict:
     """Observed values of the prefix of every drawing of ``batch``.
 
     Keeps strokes 0..K-1 whole (K = ``keep_strokes``) and, with ``prefix_points``
-    P >= 1, the start and the first P - 1 offsets of stroke K. "Character ends" is
-    observed as 0 after every kept stroke that another stroke follows; the decision
-    after the last observed stroke stays free unless a partial stroke follows.
-    Every drawing must have more than K strokes when P >= 1 (or at least K).
+    P >= 1, the start and the first P - 1 offsets of stroke K (its first P control
+    points). "Character ends" is observed as 0 after every kept stroke that another
+    stroke follows; the decision after the last whole stroke stays free unless a
+    partial stroke follows. For the partial stroke, "stroke ends" is observed as 0
+    after each of its offsets but the last; after the last one it is observed as 0
+    too when ``stroke_goes_on`` (the event "these P control points, and the stroke
+    goes on": what a completion continues), and left free otherwise (the marginal
+    of the P control points, whatever follows). Every drawing needs more than K
+    strokes when P >= 1 (at least K otherwise).
     """
     k, p = int(keep_strokes), int(prefix_points)
     need = k + (1 if p > 0 else 0)
@@ -63,12 +72,33 @@ def prefix_condition_dict(batch: CharacterBatch, keep_strokes: int, prefix_point
             data[char_end_site(i)] = zeros
     if p > 0:
         if int(batch.n_offsets[:, k].min()) < p - 1:
-            raise ValueError(f"stroke {k + 1} has fewer than {p} control points in some drawing")
+            raise ValueError(
+                f"stroke {k + 1} has fewer than {p} control points in some drawing: "
+                f"use --prefix-points of at most its number of control points"
+            )
         data[loc_site(k)] = batch.starts[:, k]
         for t in range(p - 1):
             data[offset_site(k, t)] = batch.offsets[:, k, t]
-            data[stroke_end_site(k, t)] = zeros
+            if t < p - 2 or stroke_goes_on:
+                data[stroke_end_site(k, t)] = zeros
     return data
+
+
+def _prefix_caps(model: CharacterModel, keep_strokes: int, prefix_points: int) -> int:
+    """The strokes a prefix run needs; a clear error if that is more than the model's cap."""
+    need = int(keep_strokes) + (1 if prefix_points else 0)
+    cap = model.config.max_strokes
+    if need > cap:
+        raise CapsExceeded(
+            f"cannot keep {need} stroke(s): the {model.name} model draws at most {cap} strokes "
+            "(its max_strokes cap); keep fewer strokes"
+        )
+    if prefix_points and prefix_points - 1 > model.config.max_steps:
+        raise CapsExceeded(
+            f"cannot keep {prefix_points} control points of a stroke: the {model.name} model "
+            f"draws at most {model.config.max_steps + 1} per stroke"
+        )
+    return need
 
 
 def _observed_log_prob(trace, batch_size: int) -> torch.Tensor:
@@ -82,23 +112,25 @@ def _observed_log_prob(trace, batch_size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def log_likelihood_partial(
-    model: CharacterModel, batch: CharacterBatch, keep_strokes: int, prefix_points: int = 0
+    model: CharacterModel,
+    batch: CharacterBatch,
+    keep_strokes: int,
+    prefix_points: int = 0,
+    stroke_goes_on: bool = True,
 ) -> torch.Tensor:
-    """Exact log p(prefix) per drawing (B,): the first K strokes (+ P control points)."""
-    data = prefix_condition_dict(batch, keep_strokes, prefix_points)
-    conditioned = poutine.condition(model.model, data=data)
-    steps = max(int(batch.n_offsets.max()), 1)
-    was_training = model.training
-    model.eval()
-    try:
-        # the run may stop after the last observed site: later ones are unobserved
-        trace = poutine.trace(conditioned).get_trace(
-            batch_size=batch.batch_size,
-            max_strokes=keep_strokes + (1 if prefix_points else 0),
-            max_steps=max(steps, prefix_points),
+    """Exact log p(prefix) per drawing (B,): the first K strokes (+ P control points).
+
+    See :func:`prefix_condition_dict` for what the prefix observes (``stroke_goes_on``).
+    """
+    check_batch(batch)
+    need = _prefix_caps(model, keep_strokes, prefix_points)
+    data = prefix_condition_dict(batch, keep_strokes, prefix_points, stroke_goes_on)
+    with evaluating(model):
+        # The run stops after the prefix's strokes: the decision after the last of them
+        # is then certain, and unobserved, so it adds nothing to the observed log-prob.
+        trace = poutine.trace(poutine.condition(model.model, data=data)).get_trace(
+            batch_size=batch.batch_size, max_strokes=need
         )
-    finally:
-        model.train(was_training)
     return _observed_log_prob(trace, batch.batch_size)
 
 
@@ -119,19 +151,21 @@ def complete(
     """n completions of the first drawing of ``drawing``, from the model's conditional.
 
     The observed sites keep their values exactly; the temperature applies to the
-    sampled (unobserved) sites only (``temperature(condition(model))``).
+    sampled (unobserved) sites only (``temperature(condition(model))``). A partial
+    stroke (``prefix_points``) goes on: its completions continue it.
     """
-    if seed is not None:
+    check_batch(drawing, "drawing")
+    keep_strokes = check_nonnegative_int(keep_strokes, "keep_strokes")
+    prefix_points = check_nonnegative_int(prefix_points, "prefix_points")
+    n = check_positive_int(n, "n")
+    temperature = check_temperature(temperature)
+    _prefix_caps(model, keep_strokes, prefix_points)
+    if check_seed(seed) is not None:
         pyro.set_rng_seed(seed)
     data = _repeat(prefix_condition_dict(drawing[[0]], keep_strokes, prefix_points), n)
-    steps = max(int(drawing.n_offsets.max()), model.config.max_steps)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         program = temper_handler(poutine.condition(model.model, data=data), temperature=temperature)
-        return program(batch_size=n, max_steps=steps)
-    finally:
-        model.train(was_training)
+        return program(batch_size=n)
 
 
 def _for_particles(value, n: int, device) -> torch.Tensor:
@@ -167,20 +201,20 @@ def importance_complete(
     the observed sites; ``n_out`` completions are resampled by weight. Warns when
     the effective sample size falls below ``min_ess_fraction`` of the particles.
     """
-    if seed is not None:
+    particles = check_positive_int(particles, "particles")
+    n_out = check_positive_int(n_out, "n_out")
+    if check_seed(seed) is not None:
         pyro.set_rng_seed(seed)
     batched = {k: _for_particles(v, particles, model.device) for k, v in data.items()}
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         trace = poutine.trace(poutine.condition(model.model, data=batched)).get_trace(batch_size=particles)
-    finally:
-        model.train(was_training)
     log_w = _observed_log_prob(trace, particles)
+    unknown = sorted(set(data) - set(trace.nodes))
+    if unknown:
+        raise PyrocharError(f"the model has no site(s) {', '.join(unknown)}")
     # A particle that never reaches an observed site (its character or stroke ended
     # before it) contradicts the evidence: weight 0, not the masked site's 0 log-prob.
-    reached = {n for n, s in trace.nodes.items() if s["type"] == "sample" and s["is_observed"]}
-    missing = sorted(set(data) - reached)
+    missing = sorted(n for n in data if trace.nodes[n]["infer"].get("padding"))
     if missing:
         raise PyrocharError(
             f"no particle reached the observed site(s) {', '.join(missing)}: the other evidence "
@@ -188,7 +222,7 @@ def importance_complete(
         )
     for name in data:
         fn = trace.nodes[name]["fn"]
-        if isinstance(fn, MaskedDistribution):
+        if isinstance(fn, MaskedDistribution) and torch.is_tensor(fn._mask):
             log_w = torch.where(fn._mask.cpu(), log_w, torch.tensor(-math.inf))
     if not torch.isfinite(log_w).any():
         raise PyrocharError("every particle contradicts the evidence; use more particles")

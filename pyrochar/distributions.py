@@ -4,13 +4,13 @@
   covariance (means, two scales and a correlation per component). Its log-density
   is computed in log space (log-softmax weights + logsumexp); no built-in torch
   distribution gives full-covariance 2-D mixtures this cheaply
-  (REFERENCE.md section 10: MixtureSameFamily(MultivariateNormal) is ~6x slower).
+  (``MixtureSameFamily(MultivariateNormal)`` goes through a Cholesky factor per
+  component for the same density).
 - :func:`gmm_from_raw`: network outputs -> a BivariateGMM with a variance floor
   ``s <- sqrt(s^2 + floor)`` and a bounded correlation ``rho = 0.99 tanh(.)``.
-- :class:`MaskedSteps`: a per-step distribution over a padded sequence whose
-  event dimension runs over the steps; padded steps are masked out (their value
-  is ignored, so padding with any finite number is harmless). This is how the
-  teacher-forced training path scores a whole stroke in one sample site.
+- :class:`RowSubset`: a distribution computed for the rows of a batch still being
+  drawn, standing for the whole batch (the per-step program's speed-up).
+- :class:`Where`: one distribution on some elements, another elsewhere.
 - :func:`temper`: the sampling temperature of Ha & Eck (2018, eq. 8).
 """
 
@@ -125,41 +125,29 @@ def gmm_from_raw(raw: torch.Tensor, n_components: int, floor: float = VARIANCE_F
     return BivariateGMM(logits, loc, scale, RHO_BOUND * torch.tanh(rho))
 
 
-class MaskedSteps(TorchDistribution):
-    """A padded sequence of per-step distributions scored as one event.
+class Where(TorchDistribution):
+    """``a`` where ``cond`` is True, ``b`` elsewhere: elementwise over a common batch shape.
 
-    ``base`` has batch shape (..., T); ``step_mask`` (..., T) is True on the real
-    steps. The result has batch shape ``...`` and event shape ``(T,) + base.event_shape``;
-    its log-prob is the sum of the base log-probs over the real steps. Padded steps
-    contribute exactly 0 (``torch.where``, not multiplication, so a non-finite
-    value there cannot leak into the sum or its gradient).
+    :func:`pyrochar.handlers.swap_sites` uses it when a pattern selects some
+    elements of a teacher-forced site (e.g. the start of stroke 0 only).
     """
 
     arg_constraints = {}
 
-    def __init__(self, base: TorchDistribution, step_mask: torch.Tensor, validate_args=None):
-        self.base = base
-        self.step_mask = step_mask.bool()
-        batch_shape = base.batch_shape[:-1]
-        event_shape = base.batch_shape[-1:] + base.event_shape
-        super().__init__(batch_shape, event_shape, validate_args=False)
+    def __init__(self, cond: torch.Tensor, a: TorchDistribution, b: TorchDistribution):
+        self.cond, self.a, self.b = cond, a, b
+        super().__init__(b.batch_shape, b.event_shape, validate_args=False)
 
     @property
     def support(self):
-        return constraints.independent(self.base.support, 1)
+        return self.b.support
 
     def log_prob(self, value):
-        lp = self.base.log_prob(value)  # (..., T)
-        return torch.where(self.step_mask, lp, torch.zeros_like(lp)).sum(-1)
+        return torch.where(self.cond, self.a.log_prob(value), self.b.log_prob(value))
 
     def sample(self, sample_shape=torch.Size()):
-        return self.base.sample(sample_shape)
-
-    def expand(self, batch_shape, _instance=None):
-        batch_shape = torch.Size(batch_shape)
-        steps = self.step_mask.shape[-1]
-        base = self.base.expand(batch_shape + (steps,))
-        return MaskedSteps(base, self.step_mask.expand(batch_shape + (steps,)))
+        cond = self.cond.reshape(self.cond.shape + (1,) * len(self.event_shape))
+        return torch.where(cond, self.a.sample(sample_shape), self.b.sample(sample_shape))
 
 
 class RowSubset(TorchDistribution):
@@ -209,10 +197,8 @@ def temper(fn, temperature: float):
         return fn
     if isinstance(fn, MaskedDistribution):
         return temper(fn.base_dist, t).mask(fn._mask)
-    if isinstance(fn, Independent):
-        return Independent(temper(fn.base_dist, t), fn.reinterpreted_batch_ndims)
-    if isinstance(fn, MaskedSteps):
-        return MaskedSteps(temper(fn.base, t), fn.step_mask)
+    if isinstance(fn, Independent):  # Pyro's .to_event(), so the result keeps .mask()
+        return temper(fn.base_dist, t).to_event(fn.reinterpreted_batch_ndims)
     if isinstance(fn, RowSubset):
         return RowSubset(temper(fn.base, t), fn.rows, fn.size)
     if isinstance(fn, BivariateGMM):

@@ -29,15 +29,15 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_text
-from .batching import BatchSource
-from .calibration import trivial_model_nll
 from .checkpoint import load_checkpoint
+from .data.loader import BatchSource
 from .data.prepare import PreparedDataset
 from .data.splits import Split
 from .errors import PyrocharError
-from .infer import score
 from .models import build_model
+from .scoring import score
 from .train import TrainConfig, seed_everything, train
+from .trivial_model import trivial_model_nll
 
 # Small default grids (runnable on a 2-core CPU) and the full ones (the paper tunes
 # layers, units and dropout of the alternatives). Each entry is a config override.
@@ -70,6 +70,7 @@ class EvalConfig:
     holdout_alphabets: Sequence[str] | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     overrides: dict[str, dict] = field(default_factory=dict)  # per model, applied to every setting
+    allow_changed: frozenset[str] = frozenset()  # training settings a resumed run may change
 
 
 def setting_name(overrides: dict) -> str:
@@ -94,8 +95,13 @@ def run_one(
     run_dir: Path,
     tcfg: TrainConfig,
     log: Callable[[str], None],
+    allow_changed: frozenset[str] = frozenset(),
 ) -> dict:
-    """Train (or resume, or reuse) one model on one split; score its test drawings."""
+    """Train (or resume, or reuse) one model on one split; score its test drawings.
+
+    An unfinished run resumes; ``allow_changed`` names the training settings it may
+    continue with although they differ from its own (see :func:`pyrochar.train.train`).
+    """
     done = run_dir / "done.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -109,7 +115,7 @@ def run_one(
         for p, d in parts.items()
     }
     history = train(model, sources["train"], sources["validation"], tcfg, run_dir, resume=True,
-                    progress=False, log=log)
+                    progress=False, log=log, allow_changed=allow_changed)
     best = load_checkpoint(run_dir / "best.pt").to(tcfg.device)
     test = score(best, sources["test"], tcfg.batch_size)
     result = {
@@ -160,7 +166,8 @@ def evaluate(
         bar.set_postfix_str(f"{m} {setting_name(overrides)} {spec}")
         run_dir = out / "runs" / m / setting_name(overrides) / spec.replace(":", "-")
         results[(m, setting_name(overrides), spec)] = run_one(
-            ds, splits[spec], m, overrides, run_dir, cfg.train, log=lambda _msg: None
+            ds, splits[spec], m, overrides, run_dir, cfg.train, log=lambda _msg: None,
+            allow_changed=cfg.allow_changed,
         )
         r = results[(m, setting_name(overrides), spec)]
         log(f"{m} [{r['setting']}] {spec}: test NLL {np.mean(r['test_nll']):.3f} "

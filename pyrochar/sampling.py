@@ -6,8 +6,9 @@ import numpy as np
 import pyro
 import torch
 
+from .checks import check_model, check_positive_int, check_seed, check_temperature
 from .handlers import temperature as temper_handler
-from .models.base import CharacterModel
+from .models.base import CharacterModel, evaluating
 from .models.batch import CharacterBatch
 from .splines import start_offsets_to_stroke
 
@@ -17,17 +18,13 @@ def sample_batch(
     model: CharacterModel, n: int, temperature: float = 1.0, seed: int | None = None
 ) -> CharacterBatch:
     """n characters from ``model.model`` (eval mode) at the given temperature."""
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    if seed is not None:
+    check_model(model)
+    n = check_positive_int(n, "n")
+    temperature = check_temperature(temperature)
+    if check_seed(seed) is not None:
         pyro.set_rng_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        with temper_handler(temperature=temperature):
-            return model.model(batch_size=n)
-    finally:
-        model.train(was_training)
+    with evaluating(model), temper_handler(temperature=temperature):
+        return model.model(batch_size=n)
 
 
 def batch_to_controls(batch: CharacterBatch) -> list[list[np.ndarray]]:
@@ -46,7 +43,10 @@ def sample_characters(
     batch_size: int = 200,
 ) -> list[list[np.ndarray]]:
     """n new characters as control points per stroke (normalized units)."""
-    if seed is not None:
+    check_model(model)
+    n = check_positive_int(n, "n")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if check_seed(seed) is not None:
         pyro.set_rng_seed(seed)
     out: list[list[np.ndarray]] = []
     while len(out) < n:

@@ -1,7 +1,7 @@
 """Uniform cubic B-splines and the minimal-spline preprocessing of Omniglot strokes.
 
 Everything here is plain numpy on float64 arrays of 2-D points. The conventions
-follow REFERENCE.md sections 1-3:
+are those of docs/data.md (raw files, preprocessing, what the models see):
 
 Coordinates
     Omniglot "motor" coordinates are pixels of the 105 x 105 image with x to the
@@ -26,27 +26,33 @@ Resampling
     equally spaced in arc length over ``[0, L]``, both endpoints included (``L`` the
     path length after dropping; ``round`` is numpy's round-half-to-even). The
     point count follows the BPL/pyBPL convention of the authors' code. On the 6
-    shared alphabets it gives the statistics of REFERENCE.md section 2 (9,382
+    shared alphabets it gives the statistics in docs/data.md (``pyrochar data stats``: 9,382
     strokes, 47,495 control points, mean 5.06, median 4, max 32); the alternative
     ``round(L / spacing) + 1`` gives 47,503 control points, the same statistics to
-    the digits quoted there. A stroke that collapses to a single point gives two
-    copies of it.
+    the digits quoted. A stroke that collapses to a single point gives two
+    copies of it. At most ``MAX_RESAMPLED_POINTS = 2048`` points are returned: a
+    stroke with more than 2,048 px of path (Omniglot's longest has 446) is sampled
+    every ``L / 2048`` px instead, so fitting it takes bounded memory and time.
 
 Minimal splines
     ``fit_minimal_spline`` returns the least-squares fit with the smallest
     ``n = 1, 2, ..., 50`` whose mean squared residual (sum over the m points of
     the squared x and y errors, divided by m) is below 0.7 px^2; the n = 50 fit if
-    none is. Least squares is solved with a cached pseudo-inverse per (n, m).
+    none is. Least squares is solved with a pseudo-inverse per (n, m), cached up to
+    ``FIT_CACHE_BYTES``, for m <= 512 (every Omniglot stroke), and beyond with the
+    normal equations accumulated from the basis stored by its 4 non-zeros per row:
+    O(m) memory and time per n (m <= 2048) whatever the stroke.
 """
 
 from __future__ import annotations
 
-import functools
+import collections
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from . import bspline
 from .bspline import basis as bspline_basis
 
 __all__ = [
@@ -56,6 +62,7 @@ __all__ = [
     "RESIDUAL_THRESHOLD",
     "MAX_CONTROL_POINTS",
     "RESAMPLE_SPACING",
+    "MAX_RESAMPLED_POINTS",
     "SPLINE_GRAIN",
     "MIN_EVAL_POINTS",
     "MAX_EVAL_POINTS",
@@ -85,6 +92,8 @@ DUPLICATE_TOLERANCE = 1e-4  # px
 SPLINE_GRAIN = 1.5  # px of arc length per evaluated point when drawing a spline
 MIN_EVAL_POINTS = 10
 MAX_EVAL_POINTS = 200
+#: Resampled points of one stroke at most (Omniglot's longest stroke needs 446).
+MAX_RESAMPLED_POINTS = 2048
 
 
 # --------------------------------------------------------------------------- units
@@ -121,13 +130,26 @@ def path_length(xy: np.ndarray) -> float:
     return float(np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1)).sum())
 
 
-def resample_by_arclength(xy: np.ndarray, spacing: float = RESAMPLE_SPACING) -> np.ndarray:
+def _check_finite(value: float) -> None:
+    """ValueError unless ``value`` (a sum over a stroke's coordinates) is finite."""
+    if not math.isfinite(value):
+        raise ValueError("cannot resample a stroke with non-finite or overflowing coordinates")
+
+
+def resample_by_arclength(
+    xy: np.ndarray,
+    spacing: float = RESAMPLE_SPACING,
+    max_points: int = MAX_RESAMPLED_POINTS,
+) -> np.ndarray:
     """Resample a stroke uniformly by arc length -> (m, 2).
 
     Points closer than 1e-4 px to their predecessor are dropped first (repeatedly),
-    then ``m = max(2, round(L / spacing))`` points are placed at equal arc-length
-    steps over ``[0, L]``, both endpoints included. A stroke that collapses to one
-    point gives two copies of that point.
+    then ``m = min(max(2, round(L / spacing)), max_points)`` points are placed at
+    equal arc-length steps over ``[0, L]``, both endpoints included: a stroke longer
+    than ``max_points`` spacings is sampled more coarsely, which bounds the memory
+    and time of fitting it. A stroke that collapses to one point gives two copies of
+    that point. Raises ValueError for an empty stroke or non-finite coordinates or
+    length.
     """
     p = _xy(xy)  # (k, 2)
     if len(p) == 0:
@@ -139,10 +161,12 @@ def resample_by_arclength(xy: np.ndarray, spacing: float = RESAMPLE_SPACING) -> 
         p = p[keep]
         seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))
     if len(p) == 1:
+        _check_finite(float(p.sum()))
         return np.repeat(p, 2, axis=0)  # (2, 2)
     cum = np.concatenate([[0.0], np.cumsum(seg)])  # (k,), strictly increasing
     total = cum[-1]
-    m = max(2, int(np.round(total / spacing)))
+    _check_finite(total)  # NaN, infinite or overflowing coordinates make it non-finite
+    m = int(min(max(2.0, np.round(total / spacing)), max_points))  # float min: no overflow
     q = np.linspace(0.0, total, m)  # (m,)
     out = np.empty((m, 2))
     out[:, 0] = np.interp(q, cum, p[:, 0])
@@ -155,15 +179,75 @@ def resample_by_arclength(xy: np.ndarray, spacing: float = RESAMPLE_SPACING) -> 
 # --------------------------------------------------------------------------- basis
 
 
-@functools.lru_cache(maxsize=8192)
-def _pinv(n: int, m: int) -> np.ndarray:
-    """Cached read-only (n, m) pseudo-inverse of ``bspline_basis(n, m)``."""
-    p = np.linalg.pinv(bspline_basis(n, m))
-    p.setflags(write=False)
-    return p
+#: Fits of trajectories longer than this many points use the normal equations on the
+#: banded basis; shorter ones (every Omniglot stroke) a cached pseudo-inverse.
+DENSE_FIT_MAX_POINTS = 512
+#: Bytes of (basis, pseudo-inverse) pairs the short-trajectory fit keeps cached.
+FIT_CACHE_BYTES = 192 << 20
+
+# The basis without its own cache: the fit keeps the matrices it needs in _fit_cache,
+# whose size is bounded in bytes.
+_basis_uncached = getattr(bspline_basis, "__wrapped__", bspline_basis)
+
+
+class _FitMatrixCache:
+    """Least-recently-used (basis (m, n), pseudo-inverse (n, m)) pairs, bounded in bytes."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._items: collections.OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = (
+            collections.OrderedDict()
+        )
+
+    def get(self, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The read-only basis and pseudo-inverse for ``(n, m)``, computed on a miss."""
+        key = (n, m)
+        pair = self._items.get(key)
+        if pair is not None:
+            self._items.move_to_end(key)
+            return pair
+        basis = _basis_uncached(n, m)  # (m, n), a new read-only array
+        pinv = np.linalg.pinv(basis)  # (n, m)
+        pinv.setflags(write=False)
+        self._items[key] = (basis, pinv)
+        self.nbytes += basis.nbytes + pinv.nbytes
+        while self.nbytes > self.max_bytes and len(self._items) > 1:
+            _, (b, p) = self._items.popitem(last=False)
+            self.nbytes -= b.nbytes + p.nbytes
+        return basis, pinv
+
+
+_fit_cache = _FitMatrixCache(FIT_CACHE_BYTES)
 
 
 # ----------------------------------------------------------------------------- fit
+
+
+def _banded_basis(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """``bspline_basis(n, m)`` stored by rows as its at most 4 non-zero entries.
+
+    Returns ``(cols (m, 4) int64, weights (m, 4))``: row i of the basis holds
+    ``weights[i, k]`` in column ``cols[i, k]`` (entries of columns outside
+    ``0..n-1`` have weight 0), so memory and time are O(m) instead of O(m n).
+    """
+    first, weights = bspline.band(n, m)  # (m,), (m, 4)
+    cols = first[:, None] + np.arange(4)  # (m, 4)
+    return np.clip(cols, 0, n - 1), weights
+
+
+def _fit_banded(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares of an (m, 2) trajectory on the n-point basis via the normal
+    equations, accumulated from the banded basis; returns (control points (n, 2),
+    fitted points (m, 2)). Needs m >= n samples spread over the n columns."""
+    cols, w = _banded_basis(n, len(p))  # (m, 4), (m, 4)
+    pair = (cols[:, :, None] * n + cols[:, None, :]).ravel()  # (m * 16,) flat (j, k)
+    gram = np.bincount(pair, (w[:, :, None] * w[:, None, :]).ravel(), n * n).reshape(n, n)
+    rhs = np.stack(  # (n, 2): basis^T p
+        [np.bincount(cols.ravel(), (w * p[:, d : d + 1]).ravel(), n) for d in range(2)], axis=1
+    )
+    cp = np.linalg.solve(gram, rhs)  # (n, 2)
+    return cp, np.einsum("ik,ikd->id", w, cp[cols])  # (m, 2)
 
 
 def fit_spline(xy: np.ndarray, n: int) -> tuple[np.ndarray, float]:
@@ -172,11 +256,19 @@ def fit_spline(xy: np.ndarray, n: int) -> tuple[np.ndarray, float]:
     Returns ``(control_points (n, 2), mse)`` with ``mse`` the sum over the m points
     of the squared x and y errors, divided by m (computed here, also when m <= n).
     The trajectory is assumed to be sampled at ``s = linspace(2, n + 1, m)``.
+    Up to ``DENSE_FIT_MAX_POINTS`` points the fit uses a cached pseudo-inverse;
+    beyond, the normal equations on the banded basis (m > 512 >= 10 n samples per
+    control point keep them well conditioned), in O(m) memory and time.
     """
     p = _xy(xy)  # (m, 2)
     m = len(p)
-    cp = _pinv(n, m) @ p  # (n, 2)
-    r = bspline_basis(n, m) @ cp - p  # (m, 2)
+    if m <= DENSE_FIT_MAX_POINTS:
+        basis, pinv = _fit_cache.get(n, m)  # (m, n), (n, m)
+        cp = pinv @ p  # (n, 2)
+        fitted = basis @ cp  # (m, 2)
+    else:
+        cp, fitted = _fit_banded(p, n)
+    r = fitted - p  # (m, 2)
     return cp, float(np.einsum("ij,ij->", r, r) / m)
 
 
@@ -246,9 +338,13 @@ def stroke_to_start_offsets(control_points: np.ndarray) -> tuple[np.ndarray, np.
     """Control points (n, 2) -> (start (2,), offsets (n-1, 2)).
 
     ``start`` is the first point of the evaluated spline (``0.8 cp[0] + 0.2 cp[1]``
-    for n >= 2, ``cp[0]`` for n = 1); ``offsets[i] = cp[i+1] - cp[i]``.
+    for n >= 2, ``cp[0]`` for n = 1); ``offsets[i] = cp[i+1] - cp[i]``. The models
+    draw every stroke with at least one offset, so a single control point (a dot)
+    is the dot it draws: two coincident control points, one zero offset.
     """
     cp = _xy(control_points)
+    if len(cp) == 1:
+        cp = np.concatenate([cp, cp])  # a dot: (2, 2), start cp[0], offset (0, 0)
     start = start_weights(len(cp)) @ cp  # (2,)
     return start, np.diff(cp, axis=0)
 

@@ -11,13 +11,20 @@ validation improves, ``best.pt``, both atomically. ``resume=True`` reloads
 the RNG states are restored, a killed and resumed run ends exactly as an
 uninterrupted one. A non-finite loss stops the run with a clear error and leaves
 the last good checkpoints untouched.
+
+A run's settings (training options, model config, split) are stored in its
+checkpoints; a resume with other settings is refused, naming each difference,
+unless the changed training options are listed in ``allow_changed``. The model,
+its config and the split of a run never change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,19 +36,47 @@ import torch
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_text
-from .batching import BatchSource
 from .checkpoint import read_checkpoint, save_checkpoint
-from .errors import PyrocharError
-from .infer import log_likelihood, score
+from .data.loader import BatchSource
+from .data.splits import Split
+from .errors import CheckpointError, PyrocharError
 from .models.base import CharacterModel
+from .models.config_check import Rule, validate_fields
+from .scoring import log_likelihood, score
 
 
 class TrainingDiverged(PyrocharError):
     """The loss became NaN or infinite."""
 
 
+class ResumeMismatch(PyrocharError):
+    """A resume whose settings differ from the run's."""
+
+
+# What last.pt holds beyond the model: the state a resume needs.
+RESUME_KEYS = ("epoch", "optimizer", "history", "best_val", "stale", "lr_stale", "rng")
+# Command-line names of TrainConfig fields, where they differ from the field name.
+OPTION_NAMES = {"max_batches_per_epoch": "max-batches"}
+# Ranges of the TrainConfig fields (types come from the annotations).
+TRAIN_RULES: dict[str, Rule] = {
+    "epochs": Rule(1, 1_000_000),
+    "batch_size": Rule(1, 1_000_000),
+    "lr": Rule(0, 10, low_open=True),
+    "weight_decay": Rule(0, 10),
+    "grad_clip": Rule(0, None, low_open=True),
+    "patience": Rule(1, 1_000_000),
+    "lr_patience": Rule(1, 1_000_000),
+    "min_lr": Rule(0, 10),
+    "seed": Rule(0, 2**32 - 1, why="what numpy accepts"),
+    "precision": Rule(choices=("fp32", "bf16-mixed")),
+    "max_batches_per_epoch": Rule(1, None),
+}
+
+
 @dataclass
 class TrainConfig:
+    """The settings of a training run (checked on creation against TRAIN_RULES)."""
+
     epochs: int = 60
     batch_size: int = 200  # the paper's
     lr: float = 1e-3
@@ -54,6 +89,42 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = "fp32"  # or "bf16-mixed": the canvas CNNs in bfloat16 autocast
     max_batches_per_epoch: int | None = None  # for quick runs and tests
+
+    def __post_init__(self):
+        """Refuse out-of-range settings (``lr=nan``, ``epochs=0``...) with one clear line."""
+        clean = validate_fields("training setting", TrainConfig, asdict(self), TRAIN_RULES.get)
+        for key, value in clean.items():
+            setattr(self, key, value)
+
+
+def option_name(field_name: str) -> str:
+    """The command-line option of a TrainConfig field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + OPTION_NAMES.get(field_name, field_name.replace("_", "-"))
+
+
+def parse_allowed(text: str | None) -> set[str]:
+    """``"lr,max-batches"`` -> {"lr", "max_batches_per_epoch"}: the training settings a
+    resume may change. Option names and field names are both accepted."""
+    by_option = {option_name(f)[2:]: f for f in _changeable_fields()}
+    names = {t.strip().lstrip("-") for t in (text or "").split(",") if t.strip()}
+    unknown = sorted(n for n in names if n not in by_option and n not in by_option.values())
+    if unknown:
+        raise PyrocharError(
+            f"--allow-changed {', '.join(unknown)}: not a training setting that may change; "
+            f"use some of {', '.join(sorted(by_option))} (the model, its config and the split never change)"
+        )
+    return {by_option.get(n, n) for n in names}
+
+
+def _changeable_fields() -> list[str]:
+    """TrainConfig fields a resume may change when asked; ``device`` always may."""
+    return [f for f in TrainConfig.__dataclass_fields__ if f != "device"]
+
+
+def split_fingerprint(split: Split) -> str:
+    """sha256 (hex) of a split's train, validation and test character lists."""
+    parts = {"train": sorted(split.train), "validation": sorted(split.validation), "test": sorted(split.test)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -82,6 +153,38 @@ def _set_rng_state(state: dict) -> None:
     )
 
 
+def prepare_run_dir(out_dir: str | Path) -> Path:
+    """Create the run folder and check that a file can be written in it, before any
+    training starts: one clear error for a file in its place, a read-only folder..."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PyrocharError(f"--out {out_dir} is a file, not a folder: pass a folder for the run")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise PyrocharError(
+            f"--out {out_dir}: cannot write there ({e.strerror or e}); pass a writable folder"
+        ) from None
+    return out_dir
+
+
+def claim_split(out_dir: Path, split: Split) -> None:
+    """Write ``split.json`` in a run folder, or check that the one there is the same
+    split: a run never changes split and split.json is never overwritten."""
+    path = out_dir / "split.json"
+    if not path.exists():
+        split.to_json(path)
+        return
+    old = Split.from_json(path)
+    if split_fingerprint(old) != split_fingerprint(split):
+        raise ResumeMismatch(
+            f"split {split.name!r} differs from the split of the run in {out_dir} ({old.name!r}, "
+            "split.json): pass the run's --split/--split-file, or use a new --out"
+        )
+
+
 def train(
     model: CharacterModel,
     train_source: BatchSource,
@@ -92,16 +195,103 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     extra: dict | None = None,
+    allow_changed: set[str] | frozenset[str] = frozenset(),
+    split: Split | None = None,
 ) -> History:
-    """Train ``model`` in place; checkpoints go to ``out_dir``. Returns the history."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Train ``model`` in place; checkpoints go to ``out_dir``. Returns the history.
+
+    ``extra`` is stored in every checkpoint and must match on resume. ``split``,
+    when given, is written to ``split.json`` (or checked against the one there) and
+    its name and fingerprint are stored like ``extra``. ``allow_changed`` names
+    TrainConfig fields that may differ from the run's on resume (:func:`parse_allowed`).
+    """
+    out_dir = prepare_run_dir(out_dir)
+    extra = dict(extra or {})
+    if split is not None:
+        extra.update(split=split.name, split_sha256=split_fingerprint(split))
     with pyro.validation_enabled(False):  # validation costs up to 30% per site; tests turn it on
-        return _train(model, train_source, val_source, config, out_dir, resume, progress, log, extra)
+        return _train(model, train_source, val_source, config, out_dir, resume, progress, log, extra,
+                      set(allow_changed), split)
 
 
-def _train(model, train_source, val_source, config, out_dir, resume, progress, log, extra) -> History:
+def _settings_differences(state: dict, model: CharacterModel, config: TrainConfig, extra: dict) -> tuple:
+    """(never, changeable): the differences between a run's stored settings and the
+    new ones, as phrases "--lr 0.01 differs from the run's 0.001"; changeable also
+    lists the TrainConfig fields concerned."""
+    never = []
+    if state["model"] != model.name:
+        never.append(f"--model {model.name} differs from the run's {state['model']}")
+    else:
+        new_cfg = model.config_dict()
+        for key in sorted(set(new_cfg) | set(state["config"])):
+            if new_cfg.get(key) != state["config"].get(key):
+                never.append(f"--set {key}={new_cfg.get(key)} differs from the run's {state['config'].get(key)}")
+    for key in sorted(set(extra) & set(state) - {"split_sha256"}):
+        if extra[key] != state[key]:
+            never.append(f"{key} {extra[key]} differs from the run's {state[key]}")
+    both = "split_sha256" in extra and "split_sha256" in state  # runs before fingerprints: split.json decides
+    if both and extra.get("split") == state.get("split") and extra["split_sha256"] != state["split_sha256"]:
+        never.append(f"the characters of split {extra['split']} differ from the run's")
+    changeable = []
+    old = state.get("train_config", {})
+    for key, value in asdict(config).items():
+        if key in old and key != "device" and old[key] != value:
+            changeable.append((key, f"{option_name(key)} {value} differs from the run's {old[key]}", old[key], value))
+    return never, changeable
+
+
+def _resume_state(out_dir: Path, model, config: TrainConfig, extra: dict, allow_changed: set,
+                  log) -> tuple[dict | None, list[dict]]:
+    """The checked last.pt of the run in ``out_dir`` (None: nothing to resume) and the
+    allowed setting changes; ResumeMismatch for settings that differ without leave."""
+    last_path = out_dir / "last.pt"
+    if not last_path.exists():
+        if (out_dir / "best.pt").exists():
+            raise CheckpointError(
+                f"cannot resume {out_dir}: it has best.pt (weights only) but no last.pt, which holds "
+                f"what a resume needs ({', '.join(RESUME_KEYS)}); start again in a new --out"
+            )
+        log(f"nothing to resume in {out_dir}; starting a new run")
+        return None, []
+    state = read_checkpoint(last_path)
+    missing = [k for k in RESUME_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"{last_path} cannot be resumed: it lacks {', '.join(missing)} (a weights-only checkpoint "
+            "such as best.pt?); start again in a new --out"
+        )
+    never, changeable = _settings_differences(state, model, config, extra)
+    refused = [text for key, text, *_ in changeable if key not in allow_changed]
+    if never or refused:
+        advice = []
+        if refused:
+            keys = ",".join(option_name(k)[2:] for k, *_ in changeable if k not in allow_changed)
+            advice.append(f"repeat the run's settings or pass --allow-changed {keys}")
+        if never:
+            advice.append("the model, its config and the split of a run never change: use a new --out")
+        advice_text = "; ".join(advice)
+        raise ResumeMismatch(
+            f"cannot resume {out_dir}: {'; '.join(never + refused)}. {advice_text[0].upper()}{advice_text[1:]}"
+        )
+    changes = [{"epoch": int(state["epoch"]) + 2, "setting": key, "run": old, "now": new}
+               for key, _, old, new in changeable]
+    for c in changes:
+        log(f"resuming with {option_name(c['setting'])} {c['now']} instead of the run's {c['run']} (allowed)")
+    return state, changes
+
+
+def _train(model, train_source, val_source, config, out_dir, resume, progress, log, extra,
+           allow_changed, split) -> History:
     device = torch.device(config.device)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if not resume and (last_path.exists() or best_path.exists()):
+        raise PyrocharError(
+            f"{out_dir} already holds a run (last.pt or best.pt): pass --resume to continue it, "
+            "or use a new --out"
+        )
+    state, changes = _resume_state(out_dir, model, config, extra, allow_changed, log) if resume else (None, [])
+    if split is not None:
+        claim_split(out_dir, split)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     model.to(device)
@@ -110,26 +300,21 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
     history = History()
     start_epoch, best_val, stale, lr_stale = 0, math.inf, 0, 0
 
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if resume and last_path.exists():
-        state = read_checkpoint(last_path)
-        if state["model"] != model.name or state["config"] != model.config_dict():
-            raise PyrocharError(
-                f"{last_path} was trained with another model or config; use a new --out "
-                "directory or drop --resume"
-            )
+    if state is not None:
         model.load_state_dict(state["state_dict"])
         model.to(device)
         optimizer.load_state_dict(state["optimizer"])
+        if any(c["setting"] == "lr" for c in changes):
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr
         history = History(**state["history"])
         start_epoch = int(state["epoch"]) + 1
         best_val, stale, lr_stale = float(state["best_val"]), int(state["stale"]), int(state["lr_stale"])
         _set_rng_state(state["rng"])
+        changes = list(state.get("resume_changes", [])) + changes
         log(f"resuming from {last_path} after epoch {start_epoch}")
-    elif resume:
-        log(f"nothing to resume in {out_dir}; starting a new run")
 
-    meta = {"train_config": asdict(config), **(extra or {})}
+    meta = {"train_config": asdict(config), "resume_changes": changes, **extra}
     for epoch in range(start_epoch, config.epochs):
         if stale >= config.patience:
             log(f"early stop: no validation improvement for {stale} epochs")
@@ -146,10 +331,8 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
             ll, _ = log_likelihood(model, batch)
             loss = -ll.mean()
             if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}; the last good "
-                    f"checkpoint is kept in {last_path}. Lower --lr or check the data."
-                )
+                raise TrainingDiverged(f"the loss became {loss.item()} at epoch {epoch + 1}; "
+                                       f"{_kept(out_dir)}. Lower --lr or check the data.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -161,8 +344,7 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
         val_nll = score(model, val_source, config.batch_size).mean if val_source else train_nll
         if not math.isfinite(val_nll):
             raise TrainingDiverged(
-                f"the validation NLL became {val_nll} at epoch {epoch + 1}; the last good "
-                f"checkpoint is kept in {last_path}. Lower --lr."
+                f"the validation NLL became {val_nll} at epoch {epoch + 1}; {_kept(out_dir)}. Lower --lr."
             )
         lr = optimizer.param_groups[0]["lr"]
         history.epoch.append(epoch + 1)
@@ -173,7 +355,6 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
         improved = val_nll < best_val - 1e-4
         if improved:
             best_val, stale, lr_stale = val_nll, 0, 0
-            save_checkpoint(best_path, model, epoch=epoch, val_nll=val_nll, **meta)
         else:
             stale += 1
             lr_stale += 1
@@ -181,16 +362,35 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
                 for group in optimizer.param_groups:
                     group["lr"] = max(lr / 2, config.min_lr)
                 lr_stale = 0
-        save_checkpoint(
-            last_path, model, epoch=epoch, optimizer=optimizer.state_dict(), history=asdict(history),
-            best_val=best_val, stale=stale, lr_stale=lr_stale, rng=_rng_state(), **meta,
-        )  # fmt: skip
-        atomic_write_text(out_dir / "history.json", json.dumps(asdict(history), indent=1))
+        _write_epoch(out_dir, model, epoch, improved, meta, val_nll=val_nll, optimizer=optimizer.state_dict(),
+                     history=asdict(history), best_val=best_val, stale=stale, lr_stale=lr_stale)
         log(
             f"epoch {epoch + 1}: train NLL {train_nll:.3f}  validation NLL {val_nll:.3f}"
             f"  lr {lr:.2g}  {history.seconds[-1]:.1f}s" + ("  (best)" if improved else "")
         )
     return history
+
+
+def _kept(out_dir: Path) -> str:
+    """What a failed epoch leaves behind, for error messages."""
+    last = out_dir / "last.pt"
+    if last.exists():
+        return f"the last good checkpoint is kept in {last}"
+    return f"no checkpoint was written yet in {out_dir} (it failed in the first epoch)"
+
+
+def _write_epoch(out_dir: Path, model, epoch: int, improved: bool, meta: dict, val_nll: float, **state) -> None:
+    """best.pt (when ``improved``), last.pt and history.json of one epoch, each
+    atomically; a failed write (a full disk...) is one error saying what is kept."""
+    try:
+        if improved:
+            save_checkpoint(out_dir / "best.pt", model, epoch=epoch, val_nll=val_nll, **meta)
+        save_checkpoint(out_dir / "last.pt", model, epoch=epoch, rng=_rng_state(), **state, **meta)
+        atomic_write_text(out_dir / "history.json", json.dumps(state["history"], indent=1))
+    except PyrocharError as e:
+        raise PyrocharError(
+            f"{e}. Epoch {epoch + 1} was not saved and {_kept(out_dir)}; fix that, then rerun with --resume"
+        ) from None
 
 
 def seed_everything(seed: int) -> None:

@@ -8,11 +8,15 @@ colour (the paper's Fig. 8) or all in black.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .atomic import atomic_open
+from .checks import check_image_path
 from .splines import evaluate_spline, to_motor
 
 # Tableau's 10 categorical colours, then a few more: distinct on white.
@@ -151,3 +155,18 @@ def completion_grid(
         img.paste(tile, (x0, y0))
         draw.rectangle([x0 - 1, y0 - 1, x0 + cell, y0 + cell], outline=(220, 220, 220))
     return img
+
+
+def save_image(img: Image.Image, path: str | os.PathLike, name: str = "path") -> Path:
+    """Write ``img`` to ``path`` atomically, in the format its extension names.
+
+    The path is checked first (:func:`pyrochar.checks.check_image_path`: a known
+    image extension, not a folder, a writable folder); a failed write (disk full,
+    permissions) raises :class:`~pyrochar.errors.PyrocharError` and leaves any
+    previous file at ``path`` as it was. Missing parent folders are made.
+    """
+    path = check_image_path(path, name)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    with atomic_open(path, "wb") as f:
+        img.save(f, format=fmt)
+    return path

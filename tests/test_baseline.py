@@ -6,9 +6,9 @@ import torch
 from conftest import TINY_BASELINE
 
 from pyrochar.distributions import gmm_from_raw
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import MODELS, BaselineConfig, BaselineLSTM, build_model
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 from pyrochar.splines import stroke_to_start_offsets
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,16 +14,16 @@ import torch
 from click.testing import CliRunner
 from conftest import TINY_BPL, adam_losses
 
-from pyrochar.batching import BatchSource
-from pyrochar.calibration import trivial_model_nll
 from pyrochar.checkpoint import load_checkpoint, save_checkpoint
+from pyrochar.data.loader import BatchSource
 from pyrochar.data.splits import make_split
 from pyrochar.errors import PyrocharError
 from pyrochar.handlers import temperature
-from pyrochar.infer import log_likelihood, log_likelihood_per_step, score
 from pyrochar.models import MODELS, BPLConfig, BPLPrior, build_model
 from pyrochar.models.batch import CharacterBatch
 from pyrochar.sampling import sample_batch, sample_characters
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step, score
+from pyrochar.trivial_model import trivial_model_nll
 
 # few slots, so that indices beyond them (sharing the last slot) occur in the data
 SMALL = TINY_BPL
@@ -114,14 +114,13 @@ def test_strokes_are_independent_of_each_other(greek_source):
         _, a = log_likelihood(m, one)
         _, b = log_likelihood(m, changed)
     # only stroke 0's own terms move; the second stroke's start is scored by the same GMM
-    tf_a = m.teacher_forced_distributions(one)[1]
-    tf_b = m.teacher_forced_distributions(changed)[1]
-    for site in ("loc", "offsets"):
-        fa, va = tf_a[site]
-        fb, vb = tf_b[site]
-        assert torch.allclose(fa.log_prob(va)[1:], fb.log_prob(vb)[1:])
-    assert torch.equal(a["stroke_ends"], b["stroke_ends"])
-    assert torch.equal(a["char_ends"], b["char_ends"])
+    tf_a = {s.variable: s for s in m.teacher_forced_sites(one)[1]}
+    tf_b = {s.variable: s for s in m.teacher_forced_sites(changed)[1]}
+    for site in ("loc", "offset"):
+        sa, sb = tf_a[site], tf_b[site]
+        assert torch.allclose(sa.fn.log_prob(sa.value)[1:], sb.fn.log_prob(sb.value)[1:])
+    assert torch.equal(a["stroke_end"], b["stroke_end"])
+    assert torch.equal(a["char_end"], b["char_end"])
 
 
 # ------------------------------------------------------------------ sampling
@@ -216,9 +215,9 @@ def test_hazards_are_the_smoothed_empirical_ones(alphabet_split, fitted):
     assert torch.sigmoid(fitted.stroke_end_logits[0]).item() == pytest.approx(q1, rel=1e-5)
 
 
-def test_fit_is_deterministic(shared_prepared):
-    greek = np.flatnonzero(shared_prepared.meta["alphabet"] == "Greek")[:200]
-    greek = shared_prepared.select(greek)
+def test_fit_is_deterministic(fixture_prepared):
+    greek = np.flatnonzero(fixture_prepared.meta["alphabet"] == "Greek")[:200]
+    greek = fixture_prepared.select(greek)
     config = BPLConfig(n_components=4, em_iterations=30)
     a = BPLPrior.fit(greek, config, seed=3).state_dict()
     b = BPLPrior.fit(greek, config, seed=3).state_dict()
@@ -237,7 +236,7 @@ def test_fit_generalizes_to_a_held_out_alphabet(alphabet_split, fitted):
     assert np.isfinite(got.nll).all()
     assert got.mean < untrained - 10  # measured: 30.0 against 52.9
     assert got.mean < trivial - 3  # measured: 30.0 against 36.3
-    assert got.summary()["breakdown"]["offsets"] < trivial_parts["breakdown"]["offsets"]
+    assert got.summary()["breakdown"]["offset"] < trivial_parts["breakdown"]["offset"]
 
 
 def test_fit_is_already_a_maximum_of_the_training_likelihood(alphabet_split, fitted):

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 from conftest import TINY_FULL_NS
@@ -60,14 +62,14 @@ def test_prepare_twice_reuses_the_cache(run, small_omniglot, tmp_path):
     assert files[0].stat().st_mtime_ns == mtime
 
 
-def test_show_writes_a_picture(run, omniglot_root, tmp_path):
+def test_show_writes_a_picture(run, fixture_root, tmp_path):
     from PIL import Image
 
     out = tmp_path / "fig.png"
-    run("data", "show", "--source", omniglot_root, "--alphabet", "Greek", "--character", 3,
+    run("data", "show", "--source", fixture_root, "--alphabet", "Greek", "--character", 3,
         "--drawer", 7, "-o", out)
     assert Image.open(out).size[0] > 3 * 105
-    res = run("data", "show", "--source", omniglot_root, "--alphabet", "Greek", "--character", 99,
+    res = run("data", "show", "--source", fixture_root, "--alphabet", "Greek", "--character", 99,
               "-o", out, ok=False)
     assert "no drawing" in res.output
 
@@ -96,7 +98,7 @@ def test_train_score_sample_end_to_end(run, small_omniglot, tmp_path):
     res = run("score", "--checkpoint", ck, "--source", small_omniglot, "--json", "--per-drawing")
     data = json.loads(res.stdout)
     assert data["n"] == 36 and len(data["per_drawing"]) == 36
-    assert set(data["breakdown"]) == {"locations", "offsets", "stroke_ends", "char_ends"}
+    assert set(data["breakdown"]) == {"loc", "offset", "stroke_end", "char_end"}
     files = sorted((small_omniglot / "strokes_background" / "Greek" / "character01").glob("*.txt"))[:2]
     res = run("score", "--checkpoint", ck, *files)
     assert "mean NLL" in res.output and "n = 2" in res.output
@@ -179,15 +181,165 @@ def test_evaluate_command_and_its_errors(run, small_omniglot, tmp_path):
     assert "MODEL:KEY=VALUE" in res.output
 
 
-def test_precision_option_trains_and_scores_in_mixed_precision(run, small_omniglot, omniglot_root, tmp_path):
+def test_precision_option_trains_and_scores_in_mixed_precision(run, small_omniglot, fixture_root, tmp_path):
     out = tmp_path / "run"
     run("train", "--source", small_omniglot, "--split", "alphabet:0", "--epochs", 1, "--batch-size", 12,
         "--precision", "bf16-mixed", *TINY_SET, "--out", out)
     saved = json.loads((out / "results.json").read_text())
     assert math.isfinite(saved["test"]["mean_nll"])
-    args = ("score", "--source", omniglot_root, "--alphabets", "Latin", "--json")
+    args = ("score", "--source", fixture_root, "--alphabets", "Latin", "--json")
     fp32 = json.loads(run(*args).stdout)["mean_nll"]
     bf16 = json.loads(run(*args, "--precision", "bf16-mixed").stdout)["mean_nll"]
     assert fp32 != bf16 and abs(fp32 - bf16) < 0.1  # measured: 0.007 on all 6 alphabets
     res = run(*args, "--precision", "fp16", ok=False)
     assert "fp16" in res.output
+
+
+# ------------------------------------------------- options and output paths (checked at the boundary)
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "omniglot"
+KOREAN = FIXTURE / "strokes_background" / "Korean" / "character02" / "0644_01.txt"  # 3 strokes
+
+
+def _one_error_line(res, *texts):
+    """The failure is one 'Error: ...' line holding every text."""
+    errors = [line for line in res.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, res.output
+    for t in texts:
+        assert t in errors[0], res.output
+
+
+BAD_OPTIONS = [
+    ("--temperature", "nan"), ("--temperature", "inf"), ("--temperature", "-inf"), ("--temperature", "-1"),
+    ("--temperature", "1000"), ("--seed", "-1"), ("--seed", str(2**70)), ("--seed", str(2**32)),
+]
+
+
+@pytest.mark.parametrize("option, value", BAD_OPTIONS)
+@pytest.mark.parametrize("command", ["sample", "complete"])
+def test_bad_temperature_and_seed_are_refused(run, tmp_path, command, option, value):
+    args = [command] + ([KOREAN] if command == "complete" else []) + ["-o", tmp_path / "x.png"]
+    res = run(*args, option, value, ok=False)
+    _one_error_line(res, option, value)
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("command", [["figures"], ["evaluate", "--models", "bpl"]])
+def test_other_commands_refuse_a_bad_seed(run, tmp_path, command):
+    res = run(*command, "--seed", -1, "--out" if command[0] == "evaluate" else "-o", tmp_path / "o", ok=False)
+    _one_error_line(res, "--seed", "-1")
+
+
+IMAGE_COMMANDS = {  # each command with an image -o, as a function of the output path
+    "sample": lambda out: ("sample", "-n", 1, "-o", out),
+    "complete": lambda out: ("complete", KOREAN, "-n", 1, "-o", out),
+    "show": lambda out: ("data", "show", "--file", KOREAN, "-o", out),
+}
+
+
+@pytest.fixture
+def read_only_dir(tmp_path, monkeypatch):
+    """A folder the user cannot write into (root writes anywhere: os.access is made
+    to answer for it what it answers a user)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real_access = os.access
+        def access(path, mode, **kw):
+            return not (mode & os.W_OK and Path(path) == folder) and real_access(path, mode, **kw)
+
+        monkeypatch.setattr(os, "access", access)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["sample", "complete", "show"])
+def test_bad_output_paths_are_refused(run, tmp_path, read_only_dir, command):
+    make = IMAGE_COMMANDS[command]
+    (tmp_path / "a_file").write_text("keep me")
+    _one_error_line(run(*make(tmp_path), ok=False), "is a folder")
+    _one_error_line(run(*make(tmp_path / "a_file" / "x.png"), ok=False), "is a file, not a folder")
+    _one_error_line(run(*make(tmp_path / "x.svg"), ok=False), "unknown file type '.svg'", ".png")
+    _one_error_line(run(*make(tmp_path / "noext"), ok=False), "(no extension)")
+    _one_error_line(run(*make(read_only_dir / "x.png"), ok=False), "not writable")
+    assert (tmp_path / "a_file").read_text() == "keep me"
+    assert list(read_only_dir.iterdir()) == []
+
+
+def test_images_are_written_in_the_format_of_their_extension(run, tmp_path):
+    from PIL import Image
+
+    for name in ("s.jpg", "deeper/s.GIF", "s.webp"):
+        run("sample", "-n", 2, "--seed", 0, "-o", tmp_path / name)
+        assert Image.open(tmp_path / name).format == Image.registered_extensions()[Path(name).suffix.lower()]
+    run("data", "show", "--file", KOREAN, "-o", tmp_path / "show.bmp")
+    assert Image.open(tmp_path / "show.bmp").format == "BMP"
+
+
+def test_a_failed_image_write_leaves_the_previous_file(run, tmp_path, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    out = tmp_path / "samples.png"
+    out.write_bytes(b"previous")
+
+    def disk_full(self, fp, format=None, **params):
+        fp.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    _one_error_line(run("sample", "-n", 1, "-o", out, ok=False), "No space left", str(out))
+    assert out.read_bytes() == b"previous"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left
+
+
+def test_json_out_and_output_folders_are_checked(run, tmp_path, read_only_dir):
+    (tmp_path / "a_file").write_text("x")
+    _one_error_line(run("sample", "-n", 1, "--json-out", tmp_path, ok=False), "--json-out", "is a folder")
+    _one_error_line(run("sample", "-n", 1, "--json-out", tmp_path / "s.txt", ok=False), ".json")
+    _one_error_line(run("complete", KOREAN, "--json-out", tmp_path / "a_file" / "c.json", ok=False),
+                    "is a file, not a folder")
+    _one_error_line(run("figures", "-o", tmp_path / "a_file", ok=False), "is a file, not a folder")
+    _one_error_line(run("evaluate", "--models", "bpl", "--out", tmp_path / "a_file", ok=False),
+                    "is a file, not a folder")
+    _one_error_line(run("sample", "-n", 1, "--json-out", read_only_dir / "s.json", ok=False), "not writable")
+    _one_error_line(run("figures", "-o", read_only_dir / "figs", ok=False), "not writable")
+    _one_error_line(run("figures", "-o", read_only_dir, ok=False), "not writable")
+
+
+def test_score_refuses_options_it_would_ignore(run, tmp_path):
+    res = run("score", "--source", FIXTURE, "--prefix-points", 2, ok=False)
+    _one_error_line(res, "--prefix-points", "--partial")
+    res = run("score", "--alphabets", "Greek", KOREAN, ok=False)
+    _one_error_line(res, "--alphabets", "FILES")
+    res = run("score", "--source", FIXTURE, "--partial", 1, "--prefix-points", 100, ok=False)
+    _one_error_line(res, "100 control points in stroke 2", "--prefix-points")
+    assert "stroke(s)" not in res.output
+    res = run("score", "--source", FIXTURE, "--partial", 9, ok=False)
+    _one_error_line(res, "9 stroke(s)", "the most is 5", "--partial")
+    res = run("score", "--source", FIXTURE, "--partial", 1, "--prefix-points", 3, "--json")
+    assert json.loads(res.stdout)["partial"] == {"strokes": 1, "prefix_points": 3, "partial_stroke": "goes-on"}
+    res = run("score", "--source", FIXTURE, "--partial", 1, "--prefix-points", 3, "--partial-stroke", "any",
+              "--json")
+    assert json.loads(res.stdout)["partial"]["partial_stroke"] == "any"
+    res = run("score", "--source", FIXTURE, "--partial", 1, "--partial-stroke", "any", ok=False)
+    _one_error_line(res, "--partial-stroke", "--prefix-points")
+
+
+def test_complete_names_its_options_in_prefix_errors(run, tmp_path):
+    res = run("complete", KOREAN, "--strokes", 1, "--prefix-points", 40, "-o", tmp_path / "c.png", ok=False)
+    _one_error_line(res, "stroke 2 has only", "--prefix-points")
+    res = run("complete", KOREAN, "--strokes", 0, "-o", tmp_path / "c.png", ok=False)
+    _one_error_line(res, "--strokes", "--prefix-points")
+
+
+def test_complete_beyond_the_stroke_cap_is_refused_clearly(run, tmp_path):
+    # 12 horizontal strokes of 30 px, one above the other: more than the cap of 10
+    strokes = [[[20.0, -10.0 - 7 * i], [50.0, -10.0 - 7 * i]] for i in range(12)]
+    path = tmp_path / "twelve.json"
+    path.write_text(json.dumps({"format": "pyrochar-drawing", "version": 1, "strokes": strokes}))
+    res = run("complete", path, "--strokes", 11, "-n", 2, "-o", tmp_path / "c.png", ok=False)
+    _one_error_line(res, "11 stroke", "at most 10")
+    res = run("score", path, ok=False)
+    _one_error_line(res, "12 strokes", "10")

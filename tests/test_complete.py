@@ -12,9 +12,9 @@ from pyrochar.complete import (
     prefix_condition_dict,
 )
 from pyrochar.errors import PyrocharError
-from pyrochar.infer import log_likelihood
 from pyrochar.models import FullNSConfig, GenerateCharacter
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood
 
 
 def tiny():
@@ -67,6 +67,24 @@ def test_partial_likelihood_of_the_whole_drawing_is_the_full_likelihood(two_stro
     # a shorter prefix is more probable than the whole drawing
     one = log_likelihood_partial(m, two_stroke, keep_strokes=1)
     assert (one > full).all()
+
+
+def test_a_partial_stroke_that_goes_on_or_not(two_stroke):
+    """--partial-stroke goes-on / any: with all of stroke 2's control points, "any" is
+    the two-stroke prefix without stroke 2's final "stroke ends" decision; "goes-on"
+    asserts the stroke continues, so it is less probable than "any"."""
+    m = tiny()
+    d = two_stroke[[0]]
+    n_cp = int(d.n_offsets[0, 1]) + 1
+    whole = log_likelihood_partial(m, d, keep_strokes=2)
+    free = log_likelihood_partial(m, d, keep_strokes=1, prefix_points=n_cp, stroke_goes_on=False)
+    goes_on = log_likelihood_partial(m, d, keep_strokes=1, prefix_points=n_cp)
+    tr = pyro.poutine.trace(pyro.poutine.condition(m.model, data=d.condition_dict())).get_trace(1)
+    tr.compute_log_prob()
+    last_end = tr.nodes[f"stroke_end_1_{n_cp - 2}"]["log_prob"]  # log p(stroke 2 ends there)
+    assert torch.allclose(free + last_end, whole, atol=1e-4)
+    assert torch.allclose(goes_on, free + torch.log1p(-last_end.exp()), atol=1e-4)
+    assert (goes_on < free).all()
 
 
 def test_prefix_dict_errors(two_stroke):

@@ -6,7 +6,7 @@ import torch
 
 from pyrochar.distributions import (
     BivariateGMM,
-    MaskedSteps,
+    Where,
     gmm_from_raw,
     temper,
 )
@@ -73,12 +73,13 @@ def test_temper_goes_through_masks():
     assert torch.equal(t._mask, g._mask)
 
 
-def test_masked_steps_ignores_padding_even_if_nonfinite():
+def test_masked_steps_ignore_padding_even_if_huge():
+    # how the teacher-forced program scores a whole stroke in one site
     torch.manual_seed(0)
     g = gmm_from_raw(torch.randn(2, 4, 6 * 3, requires_grad=True), 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
     x = torch.randn(2, 4, 2)
-    d = MaskedSteps(g, mask)
+    d = g.mask(mask).to_event(1)
     assert d.batch_shape == (2,) and d.event_shape == (4, 2)
     lp = d.log_prob(x)
     x2 = x.clone()
@@ -107,3 +108,21 @@ def test_row_subset_scores_and_samples_only_its_rows():
     assert d.expand((4,)) is d
     t = temper(d.mask(torch.ones(4, dtype=torch.bool)), 0.25)
     assert torch.allclose(t.base_dist.base.scale, g.scale * 0.5)
+
+
+def test_tempering_keeps_pyro_wrappers():
+    g = gmm_from_raw(torch.zeros(3, 4, 6 * 2), 2)
+    t = temper(g.mask(torch.ones(3, 4, dtype=torch.bool)).to_event(1), 0.5)
+    assert t.batch_shape == (3,) and t.event_shape == (4, 2)
+    t.mask(torch.tensor([True, False, True]))  # still a Pyro distribution
+
+
+def test_where_takes_each_element_from_its_distribution():
+    a = dist.Normal(torch.zeros(4), 1.0)
+    b = dist.Normal(torch.full((4,), 5.0), 1.0)
+    cond = torch.tensor([True, False, True, False])
+    x = torch.tensor([0.0, 5.0, 1.0, 4.0])
+    expected = torch.where(cond, a.log_prob(x), b.log_prob(x))
+    assert torch.equal(Where(cond, a, b).log_prob(x), expected)
+    s = Where(cond, a, b).sample()
+    assert (s[~cond] > 2).all() and (s[cond] < 3).all()

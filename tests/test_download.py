@@ -6,8 +6,13 @@ import functools
 import hashlib
 import http.server
 import io
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +46,9 @@ EXPECTED = {"strokes_background.zip": (len(ZIP), ZIP_MD5)}
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the folder; ``/liar/<name>`` announces the full length but sends half."""
+    """Serves the folder; ``/liar/<name>`` announces the full length but sends half;
+    ``/endless/<name>`` sends data without a length until the client leaves;
+    ``/trickle/<name>`` announces the archive's length and sends a byte every 50 ms."""
 
     def do_GET(self) -> None:
         if self.path.startswith("/liar/"):
@@ -51,7 +58,25 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(ZIP[: len(ZIP) // 2])
             self.close_connection = True
             return
+        if self.path.startswith(("/endless/", "/trickle/")):
+            self._send_forever(trickle=self.path.startswith("/trickle/"))
+            return
         super().do_GET()
+
+    def _send_forever(self, trickle: bool) -> None:
+        self.send_response(200)
+        if trickle:
+            self.send_header("Content-Length", str(len(ZIP)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for i in range(len(ZIP) - 1 if trickle else 10_000):  # never the whole archive
+                self.wfile.write(ZIP[i : i + 1] if trickle else b"x" * 65536)
+                self.wfile.flush()
+                if trickle:
+                    time.sleep(0.05)
+        except OSError:  # the client gave up
+            pass
 
     def log_message(self, format: str, *args) -> None:  # keep test output quiet
         pass
@@ -128,7 +153,9 @@ def test_download_file_reports_downloaded(served, tmp_path: Path) -> None:
     assert dest.read_bytes() == ZIP
 
 
-def test_truncated_file_refused(served, tmp_path: Path) -> None:
+def test_a_complete_file_of_another_size_is_a_wrong_file_not_a_truncated_one(
+    served, tmp_path: Path
+) -> None:
     base, root = served
     (root / "strokes_background.zip").write_bytes(ZIP[:-100])
     dest = tmp_path / "data"
@@ -141,8 +168,10 @@ def test_truncated_file_refused(served, tmp_path: Path) -> None:
             progress=False,
         )
     msg = str(info.value)
-    assert f"truncated download: got {len(ZIP) - 100:,} of {len(ZIP):,} bytes" in msg
-    assert "--url" in msg and str(dest) in msg
+    assert "truncated" not in msg
+    assert f"wrong file: the server announces {len(ZIP) - 100:,} bytes" in msg
+    assert f"the archive is {len(ZIP):,} bytes" in msg
+    assert "--url" in msg and str(dest) in msg and msg.count("Retry") == 1
     assert _only(dest) == []  # no dest file, no .part left behind
 
 
@@ -163,7 +192,7 @@ def test_failed_download_leaves_existing_dest_intact(served, tmp_path: Path) -> 
     (root / "a.zip").write_bytes(ZIP[:-1])
     dest = tmp_path / "a.zip"
     dest.write_bytes(b"previous archive")
-    with pytest.raises(DownloadError, match="truncated"):
+    with pytest.raises(DownloadError, match="wrong file"):
         download_file(base + "a.zip", dest, len(ZIP), ZIP_MD5, progress=False)
     assert dest.read_bytes() == b"previous archive"
     assert _only(tmp_path) == ["a.zip", "served"]
@@ -236,3 +265,47 @@ def test_unreachable_url(tmp_path: Path) -> None:
 def test_unknown_archive(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="unknown archive"):
         download_omniglot(tmp_path, base_url=tmp_path.as_uri(), archives=["other.zip"])
+
+
+def test_a_download_never_writes_past_the_expected_size(served, tmp_path: Path) -> None:
+    base, _ = served
+    dest = tmp_path / "data" / "a.zip"
+    with pytest.raises(DownloadError, match=f"more than the expected {len(ZIP):,} bytes"):
+        download_file(base + "endless/a.zip", dest, len(ZIP), None, progress=False)
+    assert _only(dest.parent) == []
+
+
+def test_a_whole_download_has_a_time_limit(served, tmp_path: Path) -> None:
+    """One byte every 50 ms never trips the 60 s silence timeout; the total limit does."""
+    base, _ = served
+    dest = tmp_path / "a.zip"
+    with pytest.raises(DownloadError, match=r"took more than 0.5 s .*too slow"):
+        download_file(base + "trickle/a.zip", dest, len(ZIP), ZIP_MD5, progress=False,
+                      max_seconds=0.5)
+    assert _only(tmp_path) == ["served"]
+
+
+def test_part_files_of_a_killed_download_are_removed_by_the_next(served, tmp_path: Path) -> None:
+    base, root = served
+    dest = tmp_path / "data"
+    code = (
+        "from pyrochar.data.download import download_file; "
+        f"download_file({base + 'trickle/strokes_background.zip'!r}, "
+        f"{str(dest / 'strokes_background.zip')!r}, {len(ZIP)}, None, progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        for _ in range(600):  # until its .part file exists (at most 60 s)
+            if dest.is_dir() and any(p.name.endswith(".part") for p in dest.iterdir()):
+                break
+            time.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    parts = [p.name for p in dest.iterdir()]
+    assert len(parts) == 1 and parts[0].endswith(".part"), parts  # kill -9 left it
+    (root / "strokes_background.zip").write_bytes(ZIP)
+    download_omniglot(
+        dest, base_url=base, archives=["strokes_background.zip"], expected=EXPECTED, progress=False
+    )
+    assert _only(dest) == ["strokes_background.zip"]

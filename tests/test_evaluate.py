@@ -24,12 +24,12 @@ TINY = {
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
-def tiny_data(shared_prepared):
+def tiny_data(fixture_prepared):
     """3 alphabets x 5 characters x 3 drawings."""
-    keys = shared_prepared.character_keys()
+    keys = fixture_prepared.character_keys()
     wanted = {f"{a}/character{c:02d}" for a in ("Greek", "Latin", "Korean") for c in range(1, 6)}
-    idx = [d for d, k in enumerate(keys) if k in wanted and shared_prepared.meta["drawer"][d] <= 3]
-    return shared_prepared.select(idx)
+    idx = [d for d, k in enumerate(keys) if k in wanted and fixture_prepared.meta["drawer"][d] <= 3]
+    return fixture_prepared.select(idx)
 
 
 def _cfg(**kw):
@@ -86,3 +86,21 @@ def test_hyperparameters_are_chosen_by_mean_validation_loss(tiny_data, tmp_path)
     scores = report["baseline"]["validation_nll"]
     assert len(scores) == 2
     assert report["baseline"]["chosen"] == min(scores, key=scores.get)
+
+
+def test_an_unfinished_run_resumes_with_other_settings_only_when_allowed(tiny_data, tmp_path):
+    from pyrochar.train import ResumeMismatch
+
+    cfg = _cfg()
+    cfg.models, cfg.splits = ["bpl"], [0]
+    evaluate(tiny_data, cfg, tmp_path, log=lambda m: None, progress=False)
+    (done,) = tmp_path.glob("runs/bpl/*/*/done.json")
+    done.unlink()  # as if the run had been interrupted after its last checkpoint
+    longer = _cfg()
+    longer.models, longer.splits = ["bpl"], [0]
+    longer.train = TrainConfig(epochs=2, batch_size=16, patience=1)
+    with pytest.raises(ResumeMismatch, match="epochs"):
+        evaluate(tiny_data, longer, tmp_path, log=lambda m: None, progress=False)
+    longer.allow_changed = frozenset({"epochs"})
+    evaluate(tiny_data, longer, tmp_path, log=lambda m: None, progress=False)
+    assert done.exists()

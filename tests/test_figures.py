@@ -39,11 +39,11 @@ def tiny(name: str, data=None):
 
 
 @pytest.fixture(scope="module")
-def small_split(shared_prepared):
+def small_split(fixture_prepared):
     """Training data: 8 Greek characters (20 drawings each); held out: 3 Latin characters."""
     keys = [f"Greek/character{c:02d}" for c in range(1, 9)]
     held = [f"Latin/character{c:02d}" for c in range(1, 4)]
-    return shared_prepared.select_characters(keys), shared_prepared.select_characters(held)
+    return fixture_prepared.select_characters(keys), fixture_prepared.select_characters(held)
 
 
 def size_of(path) -> tuple[int, int]:
@@ -154,7 +154,7 @@ def test_classifier_beats_chance_on_held_out_drawings(classifier, small_split):
 
 
 def test_render_characters_matches_the_model_canvases(small_split):
-    from pyrochar.batching import BatchSource
+    from pyrochar.data.loader import BatchSource
 
     data, _ = small_split
     src = BatchSource(data.select(range(6)), with_canvases=True)
@@ -292,8 +292,8 @@ def run(run, tmp_path, monkeypatch):
     return run
 
 
-def test_cli_figures_writes_every_png(run, small_omniglot, shared_prepared, tmp_path):
-    fit_on = shared_prepared.select_characters(["Greek/character01", "Latin/character01"])
+def test_cli_figures_writes_every_png(run, small_omniglot, fixture_prepared, tmp_path):
+    fit_on = fixture_prepared.select_characters(["Greek/character01", "Latin/character01"])
     args = []
     for name in TINY:
         path = tmp_path / f"{name}.pt"

@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import TINY_FULL_NS
 
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import FullNSConfig, GenerateCharacter
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,9 +42,7 @@ def test_fast_path_equals_per_step_model_for_the_variants(greek_source, variant)
 def test_conditioned_trace_log_prob_is_sum_of_site_log_probs(greek_source):
     m = tiny()
     batch = greek_source.batch(range(5))
-    tr = poutine.trace(poutine.condition(m.model, data=batch.condition_dict())).get_trace(
-        batch_size=5, max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2]
-    )
+    tr = poutine.trace(poutine.condition(m.model, data=batch.condition_dict())).get_trace(batch_size=5)
     tr.compute_log_prob()
     total = sum(s["log_prob"].sum() for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters")
     assert torch.allclose(tr.log_prob_sum(), total)

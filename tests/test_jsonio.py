@@ -237,8 +237,8 @@ def test_empty_drawing_list(tmp_path: Path) -> None:
         read_drawings_json(f)
 
 
-def test_read_drawing_file_dispatch(tmp_path: Path, omniglot_root: Path) -> None:
-    txt = omniglot_root / "strokes_background" / "Latin" / "character01" / "0683_01.txt"
+def test_read_drawing_file_dispatch(tmp_path: Path, fixture_root: Path) -> None:
+    txt = fixture_root / "strokes_background" / "Latin" / "character01" / "0683_01.txt"
     (d,) = read_drawing_file(txt)
     assert d.alphabet == "Latin" and d.drawer == 1
     j = tmp_path / "d.JSON"
@@ -253,9 +253,11 @@ def test_read_drawing_file_dispatch(tmp_path: Path, omniglot_root: Path) -> None
         read_drawing_file(tmp_path / "missing.json")
 
 
-_coord = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+# x, y within the input limits (±1,000 px); t is not limited.
+_coord = st.floats(allow_nan=False, allow_infinity=False, min_value=-1000, max_value=1000)
+_time = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
 _strokes = st.lists(
-    st.lists(st.tuples(_coord, _coord, _coord), min_size=1, max_size=5), min_size=1, max_size=3
+    st.lists(st.tuples(_coord, _coord, _time), min_size=1, max_size=5), min_size=1, max_size=3
 )
 
 
@@ -268,3 +270,94 @@ def test_round_trip_property(tmp_path_factory: pytest.TempPathFactory, drawings)
     back = read_drawings_json(f)
     for a, b in zip(originals, back, strict=True):
         _assert_same_strokes(a, b)
+
+
+# ----------------------------------------------------------- hostile files (issue 11)
+
+
+def test_a_400_digit_integer_is_a_clear_error_not_an_overflow(tmp_path: Path) -> None:
+    f = tmp_path / "big.json"
+    f.write_text('[[[1' + "0" * 400 + ', 2], [3, 4]]]')
+    with pytest.raises(DataFormatError, match=r"big\.json: \[0\]\[0\]: .*finite.*too large"):
+        read_drawing_file(f)
+
+
+def test_deeply_nested_json_is_a_clear_error_not_a_recursion_error(tmp_path: Path) -> None:
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DataFormatError, match=r"deep\.json: .*nested too deeply"):
+        read_drawing_file(f)
+
+
+def test_a_file_over_the_byte_limit_is_refused_unread(tmp_path: Path) -> None:
+    from pyrochar.data.drawing import MAX_JSON_FILE_BYTES
+
+    f = tmp_path / "huge.json"
+    with f.open("wb") as out:  # sparse: no disk used, but larger than the limit
+        out.truncate(MAX_JSON_FILE_BYTES + 1)
+    with pytest.raises(DataFormatError, match=rf"huge\.json: .*larger than {MAX_JSON_FILE_BYTES:,} bytes"):
+        read_drawing_file(f)
+
+
+@pytest.mark.parametrize(
+    "strokes, words",
+    [
+        ([[[10, -10], [1e12, -10]]], r"stroke 1, point 2: x = 1e\+12 px is far off"),
+        ([[[10, -10], [20, -1e300]]], r"y = -1e\+300 px is far off"),
+        ([[[10, -10], [20, -20]]] * 101, r"101 strokes in the drawing; at most 100"),
+        ([[[i % 50, -(i % 7)] for i in range(10_001)]], r"10,001 points in the stroke; at most 10,000"),
+        ([[[i % 50, -(i % 7)] for i in range(8_000)]] * 3, r"24,000 points in the drawing"),
+    ],
+)
+def test_drawings_outside_the_limits_are_refused_naming_the_file(
+    tmp_path: Path, strokes, words: str
+) -> None:
+    f = _write(tmp_path / "d.json", {"format": "pyrochar-drawings", "version": 1,
+                                      "drawings": [{"strokes": [[[1, -1], [30, -30]]]},
+                                                   {"strokes": strokes}]})
+    with pytest.raises(DataFormatError, match=words) as info:
+        read_drawing_file(f)
+    assert str(info.value).startswith(f"{f}: drawings[1].strokes")
+    assert "docs/reliability.md" in str(info.value)
+
+
+def test_too_many_drawings_in_a_file(tmp_path: Path) -> None:
+    f = _write(tmp_path / "many.json", {"format": "pyrochar-drawings", "version": 1,
+                                         "drawings": [{"strokes": [[[1, -1]]]}] * 1001})
+    with pytest.raises(DataFormatError, match="1,001 drawings in the file; at most 1,000"):
+        read_drawing_file(f)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path: Path) -> None:
+    """Reading a FIFO would wait forever for a writer: run it in a subprocess with a
+    timeout, so that the old behaviour fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.json"
+    zero.symlink_to("/dev/zero")
+    code = (
+        "import sys\n"
+        "from pyrochar.data.jsonio import read_drawing_file\n"
+        "from pyrochar.errors import DataFormatError\n"
+        "for f in sys.argv[1:]:\n"
+        "    try:\n"
+        "        read_drawing_file(f)\n"
+        "    except DataFormatError as e:\n"
+        "        print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(fifo), str(zero)], capture_output=True, text=True,
+        timeout=120, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines == [
+        f"{fifo}: not a regular file (a pipe, device or socket); only regular files are read "
+        "as drawings",
+        f"{zero}: not a regular file (a pipe, device or socket); only regular files are read "
+        "as drawings",
+    ]

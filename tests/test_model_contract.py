@@ -14,10 +14,11 @@ from conftest import TINY, adam_losses
 
 from pyrochar.checkpoint import load_checkpoint, save_checkpoint
 from pyrochar.handlers import temperature
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
-from pyrochar.models.batch import SITE_TYPES, CharacterBatch, site_type
+from pyrochar.models.batch import CharacterBatch
+from pyrochar.models.sites import VARIABLES, site_variable
 from pyrochar.sampling import sample_batch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -98,11 +99,10 @@ def test_sample_values_are_those_of_the_trace(model):
 def test_temperature_leaves_observed_sites_alone(model, greek_source):
     batch = _batch(model, greek_source, range(3))
     conditioned = poutine.condition(model.model, data=batch.condition_dict())
-    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
     with torch.no_grad():
-        a = poutine.trace(conditioned).get_trace(batch_size=3, **caps).log_prob_sum()
+        a = poutine.trace(conditioned).get_trace(batch_size=3).log_prob_sum()
         tempered = temperature(conditioned, temperature=0.3)
-        b = poutine.trace(tempered).get_trace(batch_size=3, **caps).log_prob_sum()
+        b = poutine.trace(tempered).get_trace(batch_size=3).log_prob_sum()
     assert torch.allclose(a, b)
 
 
@@ -131,25 +131,27 @@ def test_trace_has_exactly_the_documented_sites(model, greek_source):
     d = int(next(i for i in range(40) if greek_source.n_strokes[i] >= 3))
     batch = _batch(model, greek_source, [d])
     n_off = [int(n) for n in batch.n_offsets[0]]
-    tr = poutine.trace(poutine.condition(model.model, data=batch.condition_dict())).get_trace(
-        batch_size=1, max_steps=max(n_off)
-    )
-    names = {n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
+    tr = poutine.trace(poutine.condition(model.model, data=batch.condition_dict())).get_trace(batch_size=1)
+    sites = {n: s for n, s in tr.nodes.items() if s["type"] == "sample" and n != "characters"}
+    names = {n for n, s in sites.items() if not s["infer"].get("padding")}
     expected = set()
     for i, n in enumerate(n_off):
         expected |= {f"loc_{i}", f"char_end_{i}"}
         expected |= {f"offset_{i}_{t}" for t in range(n)}
         expected |= {f"stroke_end_{i}_{t}" for t in range(n)}
     assert names == expected
-    assert all(tr.nodes[n]["is_observed"] for n in names)
-    assert all([f.name for f in tr.nodes[n]["cond_indep_stack"]] == ["characters"] for n in names)
+    # every run has the sites up to the caps: the rest are observed zeros, masked out
+    c = model.config
+    assert len(sites) == c.max_strokes * (2 + 2 * c.max_steps)
+    assert all(s["is_observed"] for s in sites.values())
+    assert all(site_variable(n) == s["infer"]["variable"] for n, s in sites.items())
+    assert all([f.name for f in s["cond_indep_stack"]] == ["characters"] for s in sites.values())
 
     # the teacher-forced program: one site per type, all in the model's one plate
     plate = model.teacher_forced_plate
     fast = poutine.trace(model.teacher_forced_model).get_trace(batch)
     fast_names = {n for n, s in fast.nodes.items() if s["type"] == "sample" and n != plate}
-    assert fast_names == {"loc", "offsets", "stroke_ends", "char_end"}
-    assert {site_type(n) for n in fast_names} == set(SITE_TYPES)
+    assert fast_names == set(VARIABLES)
     assert all(fast.nodes[n]["is_observed"] for n in fast_names)
     assert all([f.name for f in fast.nodes[n]["cond_indep_stack"]] == [plate] for n in fast_names)
 
@@ -212,9 +214,8 @@ def test_later_strokes_do_not_change_earlier_sites(model, greek_source):
 
     def site_log_probs(b):
         data = b.condition_dict()
-        caps = dict(max_strokes=b.starts.shape[1], max_steps=b.offsets.shape[2])
         with torch.no_grad():
-            tr = poutine.trace(poutine.condition(model.model, data=data)).get_trace(1, **caps)
+            tr = poutine.trace(poutine.condition(model.model, data=data)).get_trace(1)
         tr.compute_log_prob()
         return {k: s["log_prob"] for k, s in tr.nodes.items() if k in data}
 

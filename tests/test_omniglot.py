@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -147,32 +148,32 @@ def test_read_missing_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- labels
 
 
-def test_labels_of_real_file(omniglot_root: Path) -> None:
-    d = read_stroke_file(omniglot_root / GREEK_FILE)
+def test_labels_of_real_file(fixture_root: Path) -> None:
+    d = read_stroke_file(fixture_root / GREEK_FILE)
     assert d.subset == "background"
     assert d.alphabet == "Greek"
     assert d.character == 3
     assert d.character_id == 396
     assert d.drawer == 7
     assert d.key == "Greek/character03/0396_07"
-    assert d.source == str(omniglot_root / GREEK_FILE)
+    assert d.source == str(fixture_root / GREEK_FILE)
     assert d.n_strokes >= 1
     assert all(s.ndim == 2 and s.shape[1] == 3 and s.dtype == np.float64 for s in d.strokes)
 
 
-def test_labels_none_outside_layout(tmp_path: Path, omniglot_root: Path) -> None:
+def test_labels_none_outside_layout(tmp_path: Path, fixture_root: Path) -> None:
     f = tmp_path / "drawing.txt"
-    shutil.copy(omniglot_root / GREEK_FILE, f)
+    shutil.copy(fixture_root / GREEK_FILE, f)
     d = read_stroke_file(f)
     labels = (d.subset, d.alphabet, d.character, d.character_id, d.drawer)
     assert labels == (None,) * 5
     assert d.key == str(f)
 
 
-def test_labels_without_subset_folder(tmp_path: Path, omniglot_root: Path) -> None:
+def test_labels_without_subset_folder(tmp_path: Path, fixture_root: Path) -> None:
     f = tmp_path / "Greek" / "character03" / "0396_07.txt"
     f.parent.mkdir(parents=True)
-    shutil.copy(omniglot_root / GREEK_FILE, f)
+    shutil.copy(fixture_root / GREEK_FILE, f)
     d = read_stroke_file(f)
     assert (d.subset, d.alphabet, d.character, d.character_id, d.drawer) == (
         None,
@@ -230,9 +231,9 @@ def test_load_single_alphabet_folder(omniglot_root: Path) -> None:
     assert res.drawings[0].character == 1 and res.drawings[-1].character == 26
 
 
-def test_folder_and_zip_give_same_drawings(tmp_path: Path, omniglot_root: Path) -> None:
+def test_folder_and_zip_give_same_drawings(tmp_path: Path, fixture_root: Path) -> None:
     folder = _copy_chars(
-        omniglot_root,
+        fixture_root,
         tmp_path / "f",
         ["Greek/character01", "Greek/character02", "Latin/character05"],
     )
@@ -251,7 +252,7 @@ def test_folder_and_zip_give_same_drawings(tmp_path: Path, omniglot_root: Path) 
     )
     assert from_zip.drawings[0].subset == "background"
     # Same as the shared originals too.
-    originals = load_omniglot(omniglot_root, alphabets=["Greek", "Latin"])
+    originals = load_omniglot(fixture_root, alphabets=["Greek", "Latin"])
     wanted = [
         d
         for d in originals.drawings
@@ -260,21 +261,21 @@ def test_folder_and_zip_give_same_drawings(tmp_path: Path, omniglot_root: Path) 
     _same(LoadResult(wanted, []), from_zip)
 
 
-def test_parent_prefers_folder_over_zip(tmp_path: Path, omniglot_root: Path) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01"])
+def test_parent_prefers_folder_over_zip(tmp_path: Path, fixture_root: Path) -> None:
+    folder = _copy_chars(fixture_root, tmp_path, ["Greek/character01"])
     _zip_folder(folder, tmp_path / "strokes_background.zip")
     shutil.rmtree(folder / "Greek" / "character01")
     (folder / "Greek" / "character02").mkdir()
     shutil.copy(
-        omniglot_root / GREEK_FILE.parent.parent / "character02" / "0395_01.txt",
+        fixture_root / GREEK_FILE.parent.parent / "character02" / "0395_01.txt",
         folder / "Greek" / "character02",
     )
     res = load_omniglot(tmp_path)
     assert [d.key for d in res.drawings] == ["Greek/character02/0395_01"]
 
 
-def test_zip_with_escaping_entries(tmp_path: Path, omniglot_root: Path) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path / "f", ["Greek/character01"])
+def test_zip_with_escaping_entries(tmp_path: Path, fixture_root: Path) -> None:
+    folder = _copy_chars(fixture_root, tmp_path / "f", ["Greek/character01"])
     good = (folder / "Greek" / "character01" / "0394_01.txt").read_bytes()
     zpath = _zip_folder(
         folder,
@@ -302,8 +303,8 @@ def test_zip_with_escaping_entries(tmp_path: Path, omniglot_root: Path) -> None:
     _same(res, load_omniglot(folder))
 
 
-def test_default_skips_bad_file_strict_raises(tmp_path: Path, omniglot_root: Path) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01", "Greek/character02"])
+def test_default_skips_bad_file_strict_raises(tmp_path: Path, fixture_root: Path) -> None:
+    folder = _copy_chars(fixture_root, tmp_path, ["Greek/character01", "Greek/character02"])
     bad = folder / "Greek" / "character02" / "0395_04.txt"
     bad.write_text("START\n1,2,3\noops\nBREAK\n")
     (folder / "Greek" / "character01" / "notes.pdf").write_bytes(b"%PDF")
@@ -326,8 +327,8 @@ def test_default_skips_bad_file_strict_raises(tmp_path: Path, omniglot_root: Pat
     assert info.value.path in by_source
 
 
-def test_load_progress_bar(tmp_path: Path, omniglot_root: Path, capsys) -> None:
-    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01"])
+def test_load_progress_bar(tmp_path: Path, fixture_root: Path, capsys) -> None:
+    folder = _copy_chars(fixture_root, tmp_path, ["Greek/character01"])
     res = load_omniglot(folder, progress=True)
     assert len(res.drawings) == 20
     assert "20/20" in capsys.readouterr().err
@@ -384,3 +385,105 @@ def test_parse_round_trips_any_finite_strokes(
     assert len(parsed) == len(strokes)
     for arr, s in zip(parsed, strokes, strict=True):
         np.testing.assert_array_equal(arr, np.array(s, dtype=np.float64).reshape(-1, 3))
+
+
+# ----------------------------------------------------------- hostile files (issue 11)
+
+
+def _corrupt_member(zpath: Path, name: str) -> None:
+    """Overwrite the start of ``name``'s compressed data with bytes no deflate stream has."""
+    with zipfile.ZipFile(zpath) as zf:
+        info = zf.getinfo(name)
+    data = bytearray(zpath.read_bytes())
+    n_name = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    n_extra = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    start = info.header_offset + 30 + n_name + n_extra
+    data[start : start + 8] = b"\xff" * 8
+    zpath.write_bytes(bytes(data))
+
+
+def test_a_corrupted_zip_member_is_skipped_and_named(tmp_path: Path, omniglot_root: Path) -> None:
+    folder = _copy_chars(omniglot_root, tmp_path / "src", ["Greek/character01"])
+    zpath = _zip_folder(folder, tmp_path / "strokes_background.zip")
+    member = "strokes_background/Greek/character01/0394_05.txt"
+    _corrupt_member(zpath, member)
+    res = load_omniglot(zpath)
+    assert len(res.drawings) == 19
+    assert [s.source for s in res.skipped] == [f"{zpath}::{member}"]
+    assert "corrupted zip entry" in res.skipped[0].reason
+    with pytest.raises(DataFormatError, match="corrupted zip entry"):
+        load_omniglot(zpath, strict=True)
+
+
+def test_a_zip_bomb_member_is_read_no_further_than_the_size_limit(
+    tmp_path: Path, omniglot_root: Path
+) -> None:
+    from pyrochar.data.drawing import MAX_STROKE_FILE_BYTES
+
+    folder = _copy_chars(omniglot_root, tmp_path / "src", ["Greek/character01"])
+    zpath = _zip_folder(folder, tmp_path / "strokes_background.zip")
+    member = "strokes_background/Greek/character01/0394_99.txt"
+    with zipfile.ZipFile(zpath, "a", zipfile.ZIP_DEFLATED) as zf, zf.open(member, "w") as out:
+        out.write(b"START\n")
+        for _ in range(40):  # 40 x 600 KB of valid points: 24 MB, about 60 KB compressed
+            out.write(b"10,-10,0\n11,-11,0\n" * 33_000)
+        out.write(b"BREAK\n")
+    assert zpath.stat().st_size < 2 * MAX_STROKE_FILE_BYTES
+    res = load_omniglot(zpath)
+    assert len(res.drawings) == 20
+    assert [s.source for s in res.skipped] == [f"{zpath}::{member}"]
+    assert f"larger than {MAX_STROKE_FILE_BYTES:,} bytes" in res.skipped[0].reason
+
+
+def test_files_outside_the_limits_are_skipped_and_named_the_rest_is_read(
+    tmp_path: Path, omniglot_root: Path
+) -> None:
+    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01"])
+    char = folder / "Greek" / "character01"
+    far = char / "0394_21.txt"
+    far.write_text("START\n10,-10,0\n1e12,-10,5\nBREAK\n")
+    long = char / "0394_22.txt"
+    long.write_text("START\n" + "".join(f"{i % 90},-{i % 7},0\n" for i in range(12_000)) + "BREAK\n")
+    huge = char / "0394_23.txt"
+    huge.write_text("START\n1e300,-1e300,0\n1,-1,0\nBREAK\n")
+    res = load_omniglot(tmp_path)
+    assert len(res.drawings) == 20
+    reasons = {s.source: s.reason for s in res.skipped}
+    assert set(reasons) == {str(far), str(long), str(huge)}
+    assert f"{far}: stroke 1, point 2: x = 1e+12 px is far off" in reasons[str(far)]
+    assert "12,000 points in a stroke; at most 10,000" in reasons[str(long)]
+    assert "x = 1e+300 px is far off" in reasons[str(huge)]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_or_a_link_to_a_device_in_a_folder_is_skipped_without_blocking(
+    tmp_path: Path, omniglot_root: Path
+) -> None:
+    """Run in a subprocess with a timeout: reading the FIFO would block forever."""
+    import subprocess
+    import sys
+
+    folder = _copy_chars(omniglot_root, tmp_path, ["Greek/character01"])
+    char = folder / "Greek" / "character01"
+    os.mkfifo(char / "0394_21.txt")
+    (char / "0394_22.txt").symlink_to("/dev/zero")
+    code = (
+        "import sys\n"
+        "from pyrochar.data.omniglot import load_omniglot\n"
+        "res = load_omniglot(sys.argv[1])\n"
+        "print(len(res.drawings))\n"
+        "for s in res.skipped:\n"
+        "    print(s.reason)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+        timeout=120, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "20"
+    assert sorted(lines[1:]) == [
+        f"{char / name}: not a regular file (a pipe, device or socket); only regular files "
+        "are read as drawings"
+        for name in ("0394_21.txt", "0394_22.txt")
+    ]

@@ -7,10 +7,10 @@ import torch
 from conftest import TINY_FULL_NS
 
 from pyrochar.handlers import swap_sites
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import FullNSConfig, GenerateCharacter
 from pyrochar.priors import ConstantTerminationPrior, GaussianLocationPrior
 from pyrochar.sampling import sample_batch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 
 def tiny():
@@ -59,9 +59,9 @@ def test_swap_keeps_masks(greek_source):
     assert (after[f"loc_{last}"][dead] == 0).all()
 
 
-def test_user_location_prior_with_learned_stroke_model(shared_prepared, greek_source):
+def test_user_location_prior_with_learned_stroke_model(fixture_prepared, greek_source):
     m = tiny()
-    prior = GaussianLocationPrior.fit(shared_prepared)
+    prior = GaussianLocationPrior.fit(fixture_prepared)
     batch = greek_source.batch(range(6))
     with torch.no_grad():
         base, base_parts = log_likelihood(m, batch)
@@ -70,8 +70,8 @@ def test_user_location_prior_with_learned_stroke_model(shared_prepared, greek_so
         slow, _ = log_likelihood_per_step(m, batch)
     # scoring works on both paths and agrees; only the location term changed
     assert torch.allclose(fast, slow, atol=1e-4)
-    assert not torch.allclose(parts["locations"], base_parts["locations"])
-    for k in ("offsets", "stroke_ends", "char_ends"):
+    assert not torch.allclose(parts["loc"], base_parts["loc"])
+    for k in ("offset", "stroke_end", "char_end"):
         assert torch.allclose(parts[k], base_parts[k], atol=1e-5)
     # sampling follows the new prior: starts spread like the fitted Gaussian
     pyro.set_rng_seed(0)

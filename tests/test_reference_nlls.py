@@ -26,9 +26,9 @@ def fixture_dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(REFERENCE["models"]))
 def test_same_nlls_as_recorded(name, fixture_dataset, one_thread):
-    from pyrochar.batching import BatchSource
     from pyrochar.checkpoint import load_pretrained
-    from pyrochar.infer import score
+    from pyrochar.data.loader import BatchSource
+    from pyrochar.scoring import score
 
     ds = fixture_dataset
     assert [ds.key(d) for d in range(len(ds))] == REFERENCE["drawings"]

@@ -1,6 +1,6 @@
 """Full NS, the H-LSTM and the Baseline score the same variables of a drawing.
 
-REFERENCE.md section 7: the NLLs of the three models are comparable only if each
+docs/model.md ("Likelihood"): the NLLs of the three models are comparable only if each
 scores every start (the first one absolutely), every offset, every "stroke ends"
 and every "character ends" decision, in the same units.
 """
@@ -16,10 +16,10 @@ from pyro.distributions import Bernoulli, MultivariateNormal
 from torch import nn
 
 from pyrochar.distributions import BivariateGMM, gmm_from_raw
-from pyrochar.infer import log_likelihood, log_likelihood_per_step
 from pyrochar.models import build_model
 from pyrochar.models.baseline import pen_site_logits, translated
 from pyrochar.models.batch import CharacterBatch
+from pyrochar.scoring import log_likelihood, log_likelihood_per_step
 
 TINY = {"full-ns": TINY_FULL_NS, "hlstm": TINY_HLSTM, "baseline": TINY_BASELINE}
 
@@ -40,14 +40,17 @@ DRAWING = [
 
 
 def conditioned_trace(model, batch):
-    caps = dict(max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2])
     cond = poutine.condition(model.model, data=batch.condition_dict())
     with torch.no_grad():
-        return poutine.trace(cond).get_trace(batch.batch_size, **caps)
+        return poutine.trace(cond).get_trace(batch.batch_size)
 
 
 def sites(trace):
-    return {n: s for n, s in trace.nodes.items() if s["type"] == "sample" and n != "characters"}
+    """The sites of the drawing's variables (not the masked padding up to the caps)."""
+    return {
+        n: s for n, s in trace.nodes.items()
+        if s["type"] == "sample" and n != "characters" and not s["infer"].get("padding")
+    }
 
 
 @pytest.mark.parametrize("source", ["greek", "synthetic"])
@@ -83,7 +86,7 @@ def test_the_fast_paths_break_down_into_the_same_site_types():
         with torch.no_grad():
             total, parts = log_likelihood(m, m.prepare_batch(batch))
             slow, slow_parts = log_likelihood_per_step(m, batch)
-        assert set(parts) == {"locations", "offsets", "stroke_ends", "char_ends"}
+        assert set(parts) == {"loc", "offset", "stroke_end", "char_end"}
         for k in parts:
             assert torch.allclose(parts[k], slow_parts[k], atol=1e-4), (name, k)
             assert (parts[k] != 0).all(), (name, k)

@@ -241,10 +241,11 @@ def test_evaluate_spline_counts_and_spacing():
 @given(arrays(np.float64, st.tuples(st.integers(1, 30), st.just(2)), elements=st.floats(-100, 100)))
 def test_start_offsets_round_trip(cp):
     start, offsets = S.stroke_to_start_offsets(cp)
-    assert start.shape == (2,) and offsets.shape == (len(cp) - 1, 2)
+    # a single control point (a dot) is two coincident ones: one zero offset
+    assert start.shape == (2,) and offsets.shape == (max(len(cp) - 1, 1), 2)
     np.testing.assert_allclose(start, S.evaluate_spline(cp, 12)[0], atol=1e-9)
     back = S.start_offsets_to_stroke(start, offsets)
-    np.testing.assert_allclose(back, cp, atol=1e-9)
+    np.testing.assert_allclose(back, cp if len(cp) > 1 else np.concatenate([cp, cp]), atol=1e-9)
     start2, offsets2 = S.stroke_to_start_offsets(back)
     np.testing.assert_allclose(start2, start, atol=1e-9)
     np.testing.assert_allclose(offsets2, offsets, atol=1e-9)
@@ -272,7 +273,7 @@ def test_preprocess_drops_short_strokes():
 
 
 def test_shared_data_statistics(omniglot_root):
-    """The whole pipeline on the 6 shared alphabets, REFERENCE.md section 2."""
+    """The whole pipeline on the 6 shared alphabets: the statistics of docs/data.md."""
     files = sorted((omniglot_root / "strokes_background").glob("*/character*/*.txt"))
     drawings = [read_stroke_file(f) for f in files]
     t0 = time.perf_counter()
@@ -287,3 +288,55 @@ def test_shared_data_statistics(omniglot_root):
     assert (ncp == 1).sum() == 0 and (ncp == 50).sum() == 0
     assert ncp.sum() == 47495  # this implementation's exact count (m = round(L))
     assert elapsed < 30.0  # ~1.5 s on 2 cores; generous against loaded machines
+
+
+# ------------------------------------------------- fitting long strokes (issue 11)
+
+
+def _zigzag(k: int, seed: int = 0) -> np.ndarray:
+    """A k-point scribble inside the 105 px canvas (about 50 px per segment), motor px."""
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.uniform(0, 105, k), -rng.uniform(0, 105, k)])
+
+
+def test_a_long_stroke_is_resampled_to_at_most_2048_points():
+    xy = _zigzag(3000)
+    assert S.path_length(xy) > 100_000
+    p = S.resample_by_arclength(xy)
+    assert p.shape == (S.MAX_RESAMPLED_POINTS, 2) == (2048, 2)
+    np.testing.assert_array_equal(p[[0, -1]], xy[[0, -1]])
+    gaps = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    assert gaps.max() <= S.path_length(xy) / 2047 * (1 + 1e-9)
+    # strokes up to 2,048 px keep the 1 px spacing
+    line = np.array([[0.0, 0.0], [0.0, -2000.0]])
+    assert len(S.resample_by_arclength(line)) == 2000
+
+
+def test_the_long_trajectory_fit_agrees_with_the_pseudo_inverse():
+    """Beyond 512 points the fit uses the normal equations: same least squares."""
+    p = S.resample_by_arclength(_zigzag(40, seed=1))
+    assert len(p) > S.DENSE_FIT_MAX_POINTS
+    for n in (1, 4, 23, 50):
+        cp, mse = S.fit_spline(p, n)
+        ref = np.linalg.pinv(S.bspline_basis(n, len(p))) @ p
+        np.testing.assert_allclose(cp, ref, rtol=1e-8, atol=1e-8)
+        assert mse == pytest.approx(((S.bspline_basis(n, len(p)) @ ref - p) ** 2).sum() / len(p))
+
+
+def test_the_fit_cache_stays_within_its_byte_budget(monkeypatch):
+    cache = S._FitMatrixCache(max_bytes=2 << 20)
+    monkeypatch.setattr(S, "_fit_cache", cache)
+    for m in range(400, 513, 7):
+        S.fit_minimal_spline(S.resample_by_arclength(_zigzag(3, seed=m), spacing=1.0)[:m])
+        assert cache.nbytes <= 2 << 20
+    basis, pinv = cache.get(7, 100)
+    np.testing.assert_array_equal(basis, S.bspline_basis(7, 100))
+    assert not basis.flags.writeable and not pinv.flags.writeable
+
+
+@pytest.mark.parametrize("bad", [1e300, np.inf, np.nan])
+def test_non_finite_or_overflowing_strokes_are_a_value_error(bad):
+    with pytest.raises(ValueError, match="non-finite or overflowing"):
+        S.preprocess_drawing([np.array([[0.0, 0.0], [bad, -bad]])])
+    with pytest.raises(ValueError, match="non-finite or overflowing"):
+        S.preprocess_drawing([np.array([[-1e308, 0.0], [1e308, 0.0]])])

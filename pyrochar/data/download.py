@@ -5,7 +5,13 @@ from the brendenlake/omniglot GitHub repository, or from any other ``http(s)://`
 ``file://`` base URL, into :func:`default_data_dir`. Each download streams into a
 ``.part`` temp file beside its destination, is checked against the expected size and
 md5, and only then is moved into place, so a failed or interrupted download never
-leaves a partial archive nor damages an archive already there.
+leaves a partial archive nor damages an archive already there; the ``.part`` files
+of a download killed outright are removed by the next one (:mod:`pyrochar.atomic`).
+
+A download is bounded: it stops as soon as more bytes than expected arrive, when
+the server announces another size than expected, after :data:`_TIMEOUT_S` s without
+data, and once ``max_seconds`` have passed in all (checked as each piece of data
+arrives).
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import contextlib
 import hashlib
 import os
 import socket
-import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from pyrochar.atomic import make_temp_beside
 from pyrochar.errors import DownloadError
 
 __all__ = [
@@ -38,7 +45,9 @@ OMNIGLOT_BASE_URL = (
 )
 
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60
+_TIMEOUT_S = 60  # s without any data
+#: Default limit on a whole download, in seconds (25 MB in 30 min is 14 KB/s).
+MAX_DOWNLOAD_S = 1800
 
 
 class ArchiveInfo(NamedTuple):
@@ -122,6 +131,7 @@ def download_file(
     size: int | None,
     md5: str | None,
     progress: bool = True,
+    max_seconds: float = MAX_DOWNLOAD_S,
 ) -> str:
     """Download ``url`` to ``dest``, checking ``size`` (bytes) and ``md5`` when given.
 
@@ -129,41 +139,36 @@ def download_file(
     is fetched), else ``"downloaded"``. The data streams into a ``.part`` file in
     ``dest``'s folder that replaces ``dest`` only once verified; on any failure the
     temp file is deleted, ``dest`` is left as it was, and :class:`DownloadError`
-    says what went wrong and what to do.
+    says what went wrong and what to do. At most ``size`` bytes are written, and the
+    download fails after ``max_seconds`` in all.
     """
     dest = Path(dest)
     if dest.exists() and _is_valid(dest, size, md5):
         return "cached"
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.", suffix=".part")
+        fd, tmp = make_temp_beside(dest, ".part")
     except OSError as exc:
         raise DownloadError(
             f"cannot download {url}: cannot write to {dest.parent} ({exc.strerror or exc}). "
             "Choose another folder (--dest or $PYROCHAR_DATA)."
         ) from None
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            received, digest = _stream(url, out, size, dest.name, progress)
+            digest = _stream(url, out, size, dest.name, progress, max_seconds)
             out.flush()
             os.fsync(out.fileno())
-        if size is not None and received != size:
-            if received < size:
-                problem = f"truncated download: got {received:,} of {size:,} bytes"
-            else:
-                problem = f"unexpected size: got {received:,} bytes, expected {size:,}"
-            raise DownloadError(f"{url}: {problem}. " + _advice(url, dest))
         if md5 is not None and digest != md5.lower():
             raise DownloadError(
                 f"{url}: md5 mismatch: got {digest}, expected {md5.lower()} (the file is "
-                "corrupted or not the expected one). " + _advice(url, dest)
+                "corrupted or not the expected one)."
             )
         os.replace(tmp, dest)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(exc, DownloadError) or not isinstance(exc, Exception):
+        if isinstance(exc, DownloadError):
+            raise DownloadError(f"{exc} " + _advice(url, dest)) from None
+        if not isinstance(exc, Exception):
             raise
         raise DownloadError(
             f"cannot download {url}: {_describe_url_error(exc)}. " + _advice(url, dest)
@@ -171,18 +176,51 @@ def download_file(
     return "downloaded"
 
 
-def _stream(url: str, out, size: int | None, name: str, progress: bool) -> tuple[int, str]:
-    """Copy ``url`` into the open binary file ``out``; return (bytes, md5 hex)."""
+def _size_problem(url: str, received: int, size: int | None, announced: int | None) -> str | None:
+    """Why ``received`` bytes (the transfer being over) are not the expected archive."""
+    if announced is not None and received < announced:
+        return (
+            f"{url}: truncated download: got {received:,} of {announced:,} bytes "
+            "(the connection closed early)."
+        )
+    if size is None or received == size:
+        return None
+    if announced is not None:  # the whole file arrived, and it is another size
+        return (
+            f"{url}: wrong file: the server sent a complete file of {received:,} bytes, "
+            f"but the archive is {size:,} bytes (the URL serves another file or version)."
+        )
+    return (
+        f"{url}: got {received:,} bytes, expected {size:,} (the server announced no size: "
+        "the connection closed early or the URL serves another file)."
+    )
+
+
+def _stream(
+    url: str, out, size: int | None, name: str, progress: bool, max_seconds: float
+) -> str:
+    """Copy ``url`` into the open binary file ``out``; return the md5 hex of the bytes.
+
+    Raises DownloadError when the size announced or received is not ``size``, when
+    the connection closes early, or when it takes more than ``max_seconds``.
+    """
     from tqdm.auto import tqdm
 
+    deadline = time.monotonic() + max_seconds
     h = hashlib.md5(usedforsecurity=False)
     received = 0
     with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as resp:
         announced = resp.headers.get("Content-Length") if resp.headers else None
         announced_n = int(announced) if announced and announced.isdigit() else None
-        total = size if size is not None else announced_n
+        if size is not None and announced_n is not None and announced_n != size:
+            raise DownloadError(
+                f"{url}: wrong file: the server announces {announced_n:,} bytes, but the "
+                f"archive is {size:,} bytes (the URL serves another file or version)."
+            )
+        limit = size if size is not None else announced_n
+        read = getattr(resp, "read1", resp.read)  # read1: returns as soon as data arrives
         with tqdm(
-            total=total,
+            total=limit,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
@@ -190,20 +228,25 @@ def _stream(url: str, out, size: int | None, name: str, progress: bool) -> tuple
             disable=not progress,
             leave=False,
         ) as bar:
-            while True:
-                chunk = resp.read(_CHUNK)
-                if not chunk:
-                    break
+            while chunk := read(_CHUNK):
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise DownloadError(
+                        f"{url}: wrong file: the server sent more than the expected "
+                        f"{limit:,} bytes; the download was stopped there."
+                    )
+                if time.monotonic() > deadline:
+                    raise DownloadError(
+                        f"{url}: the download took more than {max_seconds:g} s "
+                        f"({received:,} bytes received); the connection is too slow."
+                    )
                 out.write(chunk)
                 h.update(chunk)
-                received += len(chunk)
                 bar.update(len(chunk))
-    if size is None and announced_n is not None and received < announced_n:
-        raise DownloadError(
-            f"{url}: truncated download: got {received:,} of {announced_n:,} bytes "
-            "(the connection closed early). Retry later."
-        )
-    return received, h.hexdigest()
+    problem = _size_problem(url, received, size, announced_n)
+    if problem:
+        raise DownloadError(problem)
+    return h.hexdigest()
 
 
 def _archive_url(base_url: str, name: str) -> str:
@@ -219,6 +262,7 @@ def download_omniglot(
     archives: Sequence[str] = ("strokes_background.zip", "strokes_evaluation.zip"),
     expected: Mapping[str, ArchiveInfo | tuple[int | None, str | None]] | None = None,
     progress: bool = True,
+    max_seconds: float = MAX_DOWNLOAD_S,
 ) -> list[Path]:
     """Download the Omniglot stroke archives into ``dest`` (default: :func:`default_data_dir`).
 
@@ -226,7 +270,8 @@ def download_omniglot(
     ``file://`` or a local folder; each archive is fetched from ``base_url/<name>``.
     ``expected`` maps archive names to (size, md5), overriding :data:`ARCHIVES` (for
     mirrors of other files, and for tests). Archives already present and valid are
-    not fetched again. Returns the paths of the archives.
+    not fetched again. Each download may take ``max_seconds`` at most. Returns the
+    paths of the archives.
     """
     folder = Path(dest) if dest is not None else default_data_dir()
     base = base_url or OMNIGLOT_BASE_URL
@@ -241,6 +286,8 @@ def download_omniglot(
             )
         info = table[name]
         target = folder / name
-        download_file(_archive_url(base, name), target, info.size, info.md5, progress=progress)
+        download_file(
+            _archive_url(base, name), target, info.size, info.md5, progress, max_seconds
+        )
         paths.append(target)
     return paths

@@ -39,7 +39,16 @@ from typing import Any
 import numpy as np
 
 from pyrochar.atomic import atomic_write_text
-from pyrochar.data.drawing import Drawing
+from pyrochar.data.drawing import (
+    MAX_DRAWINGS_PER_FILE,
+    MAX_JSON_FILE_BYTES,
+    MAX_POINTS_PER_STROKE,
+    MAX_STROKES_PER_DRAWING,
+    Drawing,
+    count_problem,
+    limits_problem,
+    read_regular_file,
+)
 from pyrochar.errors import DataFormatError, PyrocharError
 
 __all__ = [
@@ -93,6 +102,7 @@ def _parse_stroke(value: Any, where: str) -> np.ndarray:
         raise _Invalid(where, f"expected a stroke (a list of points), got {_describe(value)}")
     if not value:
         raise _Invalid(where, "a stroke needs at least one point, got an empty list")
+    _check_count(len(value), MAX_POINTS_PER_STROKE, "points in the stroke", where)
     rows = []
     for j, point in enumerate(value):
         at = f"{where}[{j}]"
@@ -102,7 +112,10 @@ def _parse_stroke(value: Any, where: str) -> np.ndarray:
             if not _is_number(v):
                 raise _Invalid(at, f"point coordinates must be numbers, got {_describe(v)}")
             if not math.isfinite(v):
-                raise _Invalid(at, f"point coordinates must be finite, got {v!r}")
+                raise _Invalid(
+                    at, f"point coordinates must be finite, got {v!r} (a number too large "
+                    "for a 64-bit float reads as infinite)"
+                )
         rows.append([point[0], point[1], point[2] if len(point) == 3 else 0.0])
     return np.array(rows, dtype=np.float64)
 
@@ -112,7 +125,19 @@ def _parse_strokes(value: Any, where: str) -> list[np.ndarray]:
         raise _Invalid(where, f"expected a list of strokes, got {_describe(value)}")
     if not value:
         raise _Invalid(where, "a drawing needs at least one stroke, got an empty list")
-    return [_parse_stroke(s, f"{where}[{i}]") for i, s in enumerate(value)]
+    _check_count(len(value), MAX_STROKES_PER_DRAWING, "strokes in the drawing", where)
+    strokes = [_parse_stroke(s, f"{where}[{i}]") for i, s in enumerate(value)]
+    problem = limits_problem(strokes)
+    if problem:
+        raise _Invalid(where, problem)
+    return strokes
+
+
+def _check_count(n: int, limit: int, what: str, where: str) -> None:
+    """Refuse more than ``limit`` items at ``where`` (checked before parsing them)."""
+    problem = count_problem(n, limit, what)
+    if problem:
+        raise _Invalid(where or "$", problem)
 
 
 def _check_header(obj: dict, expected_format: str, where: str) -> None:
@@ -154,6 +179,7 @@ def _parse_document(doc: Any) -> list[tuple[list[np.ndarray], str | None]]:
         items = doc.get("drawings")
         if not isinstance(items, list):
             raise _Invalid("drawings", f"expected a list of drawings, got {_describe(items)}")
+        _check_count(len(items), MAX_DRAWINGS_PER_FILE, "drawings in the file", "drawings")
         return [_parse_drawing(item, f"drawings[{i}]") for i, item in enumerate(items)]
     if doc.get("format") != FORMAT_ONE:
         raise _Invalid(
@@ -164,14 +190,8 @@ def _parse_document(doc: Any) -> list[tuple[list[np.ndarray], str | None]]:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PyrocharError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise PyrocharError(f"{path}: is a folder, expected a drawing file") from None
-    except OSError as exc:
-        raise PyrocharError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    """The text of a JSON drawing file: a regular UTF-8 file of bounded size."""
+    data = read_regular_file(path, MAX_JSON_FILE_BYTES)
     if b"\x00" in data:
         raise DataFormatError(str(path), "not a text file (it contains NUL bytes)")
     try:
@@ -179,6 +199,26 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             str(path), f"not a text file (invalid UTF-8 at byte {exc.start})"
+        ) from None
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer: a float when too long for one (it then reads as inf, refused later)."""
+    return int(text) if len(text) <= 18 else float(text)
+
+
+def _decode_json(text: str, path: Path) -> Any:
+    """Decode JSON text; DataFormatError for invalid or too deeply nested JSON."""
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(
+            str(path), f"not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno
+        ) from None
+    except RecursionError:
+        raise DataFormatError(
+            str(path), "the JSON is nested too deeply to be a drawing (a drawing file nests "
+            "lists 3 deep)"
         ) from None
 
 
@@ -191,13 +231,7 @@ def read_drawings_json_with_labels(
     file holding a list of drawings.
     """
     p = Path(path)
-    text = _read_text(p)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(
-            str(p), f"not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno
-        ) from None
+    doc = _decode_json(_read_text(p), p)
     try:
         parsed = _parse_document(doc)
     except _Invalid as exc:

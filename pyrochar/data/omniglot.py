@@ -28,17 +28,25 @@ Public API:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pyrochar.data.drawing import Drawing
+from pyrochar.data.drawing import (
+    MAX_STROKE_FILE_BYTES,
+    Drawing,
+    limits_problem,
+    read_capped,
+    read_regular_file,
+)
 from pyrochar.errors import DataFormatError, PyrocharError
 
 __all__ = [
@@ -198,7 +206,11 @@ def _labels_from_parts(parts: Sequence[str]) -> dict[str, object]:
 
 
 def _make_drawing(data: bytes, source: str, parts: Sequence[str]) -> Drawing:
+    """Parse the bytes of a stroke file and check the input limits."""
     strokes = parse_strokes(_decode(data, source), source)
+    problem = limits_problem(strokes)
+    if problem:
+        raise DataFormatError(source, problem)
     return Drawing(strokes=strokes, source=source, **_labels_from_parts(parts))  # type: ignore[arg-type]
 
 
@@ -209,15 +221,7 @@ def read_stroke_file(path: str | os.PathLike[str]) -> Drawing:
     (``.../strokes_background/<Alphabet>/characterNN/IIII_DD.txt``), else they are None.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise PyrocharError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise PyrocharError(f"{p}: is a folder, expected a stroke file (.txt)") from None
-    except OSError as exc:
-        raise PyrocharError(f"{p}: cannot read the file ({exc.strerror or exc})") from None
-    return _make_drawing(data, str(p), p.parts)
+    return _make_drawing(read_regular_file(p, MAX_STROKE_FILE_BYTES), str(p), p.parts)
 
 
 # --------------------------------------------------------------------------- loading
@@ -291,7 +295,7 @@ def _folder_entries(root: Path, prefix: tuple[str, ...]) -> list[_Entry]:
             if kind == "bad":
                 entry.error = _NOT_STROKE_FILE
             else:
-                entry.read = full.read_bytes
+                entry.read = functools.partial(read_regular_file, full, MAX_STROKE_FILE_BYTES)
             entries.append(entry)
     return entries
 
@@ -340,13 +344,18 @@ def _zip_entries(zpath: Path, stack: contextlib.ExitStack) -> list[_Entry]:
 
 
 def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], bytes]:
+    """A function reading one member, at most ``MAX_STROKE_FILE_BYTES`` of it whatever
+    its header claims; a damaged member raises DataFormatError naming it."""
+    source = f"{zf.filename}::{info.filename}"
+
     def read() -> bytes:
         try:
-            return zf.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DataFormatError(
-                f"{zf.filename}::{info.filename}", f"corrupted zip entry ({exc})"
-            ) from None
+            with zf.open(info) as member:
+                return read_capped(member, MAX_STROKE_FILE_BYTES, source)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
+            raise DataFormatError(source, f"corrupted zip entry ({exc})") from None
+        except (NotImplementedError, RuntimeError) as exc:  # unknown compression, encrypted
+            raise DataFormatError(source, f"unreadable zip entry ({exc})") from None
 
     return read
 

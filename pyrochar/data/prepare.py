@@ -1,7 +1,7 @@
 """Drawings -> minimal splines in normalized units, with an on-disk cache.
 
 ``prepare_dataset(source)`` reads the drawings (see :mod:`pyrochar.data.omniglot`),
-fits minimal splines to every stroke (REFERENCE.md section 2, see
+fits minimal splines to every stroke (docs/data.md, "Preprocessing to minimal splines"; see
 :mod:`pyrochar.splines`) and returns a :class:`PreparedDataset`: per stroke its
 control points in normalized units ``(p - (50, -50)) / 20``. The models consume
 each stroke as its start location (the first point of the evaluated spline) and
@@ -9,8 +9,11 @@ the offsets between consecutive control points (:meth:`PreparedDataset.starts_of
 
 The prepared dataset is cached as one ``.npz`` file named by a SHA-256 hash of
 the parsed source drawings and the preprocessing parameters, so preparing the
-same data twice reuses it, and changing either recomputes it. Writes are atomic;
-an unreadable cache file is recomputed (with a warning), never trusted.
+same data twice reuses it, and changing either recomputes it. The file also
+records that key and a SHA-256 digest of its own content: a cache file that is
+unreadable, inconsistent, written for another key or changed since it was written
+is recomputed (with a warning), never trusted. Writes are atomic; a cache folder
+that cannot be written gives a warning and the data is used without caching.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class PreparedDataset:
     empty_after_filter: list[str] = field(default_factory=list)  # sources of empty drawings
     skipped: list[SkippedFile] = field(default_factory=list)  # files that failed to parse
     cache_key: str = ""
+    cache_file: str = ""  # the cache file read or written by prepare_dataset, "" if none
 
     def __post_init__(self) -> None:
         self.cp_offsets = np.concatenate([[0], np.cumsum(self.stroke_sizes)]).astype(np.int64)
@@ -178,8 +182,35 @@ class PreparedDataset:
         }
 
     # ------------------------------------------------------------- save/load
+    def content_digest(self) -> str:
+        """SHA-256 (hex) of the arrays, metadata and counts a saved file holds."""
+        h = hashlib.sha256()
+        for a in (self.control_points, self.stroke_sizes, self.drawing_sizes):
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        for k in sorted(self.meta):
+            h.update(json.dumps([k, self.meta[k].tolist()]).encode())
+        h.update(json.dumps([int(self.n_read), self.empty_after_filter, self.cache_key]).encode())
+        return h.hexdigest()
+
+    def _check_consistent(self) -> None:
+        """Raise ValueError when the sizes do not add up (a damaged or foreign file)."""
+        n = len(self.drawing_sizes)
+        if (
+            self.control_points.ndim != 2
+            or self.control_points.shape[1] != 2
+            or int(self.stroke_sizes.sum()) != len(self.control_points)
+            or int(self.drawing_sizes.sum()) != len(self.stroke_sizes)
+            or (self.stroke_sizes < 1).any()
+            or (self.drawing_sizes < 1).any()
+            or set(self.meta) != set(_META_FIELDS)
+            or any(len(v) != n for v in self.meta.values())
+            or not np.isfinite(self.control_points).all()
+        ):
+            raise ValueError("its arrays are inconsistent")
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write the dataset as one ``.npz`` file, atomically."""
+        """Write the dataset as one ``.npz`` file, atomically, with its content digest."""
         arrays = {
             "control_points": self.control_points,
             "stroke_sizes": self.stroke_sizes,
@@ -191,6 +222,7 @@ class PreparedDataset:
                         "empty_after_filter": self.empty_after_filter,
                         "skipped": [[s.source, s.reason] for s in self.skipped],
                         "cache_key": self.cache_key,
+                        "content_sha256": self.content_digest(),
                     }
                 )
             ),
@@ -201,13 +233,18 @@ class PreparedDataset:
             np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> PreparedDataset:
-        """Read a dataset written by :meth:`save` (no pickles are loaded)."""
+    def load(cls, path: str | os.PathLike, expected_key: str | None = None) -> PreparedDataset:
+        """Read a dataset written by :meth:`save` (no pickles are loaded).
+
+        The content must match the digest recorded when it was written, and, when
+        ``expected_key`` is given, the cache key it was written for; else
+        :class:`PyrocharError`.
+        """
         try:
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))
                 meta = {k[5:]: z[k] for k in z.files if k.startswith("meta_")}
-                return cls(
+                ds = cls(
                     control_points=z["control_points"],
                     stroke_sizes=z["stroke_sizes"].astype(np.int64),
                     drawing_sizes=z["drawing_sizes"].astype(np.int64),
@@ -217,6 +254,8 @@ class PreparedDataset:
                     skipped=[SkippedFile(s, r) for s, r in info["skipped"]],
                     cache_key=str(info["cache_key"]),
                 )
+                ds._check_consistent()
+                recorded = str(info["content_sha256"])
         except FileNotFoundError:
             raise PyrocharError(f"prepared dataset {path} does not exist") from None
         except Exception as e:  # corrupted or foreign file
@@ -224,6 +263,17 @@ class PreparedDataset:
                 f"{path} is not a readable prepared dataset ({e}); delete it and run "
                 "`pyrochar data prepare` again"
             ) from None
+        if ds.content_digest() != recorded:
+            raise PyrocharError(
+                f"{path} was changed after it was written (its content does not match its "
+                "checksum); delete it and run `pyrochar data prepare` again"
+            )
+        if expected_key is not None and ds.cache_key != expected_key:
+            raise PyrocharError(
+                f"{path} holds the prepared data of other drawings (key {ds.cache_key}, "
+                f"expected {expected_key}); delete it"
+            )
+        return ds
 
 
 def _hash_drawings(drawings: Sequence[Drawing], params: dict) -> str:
@@ -289,21 +339,38 @@ def prepare_dataset(
     use_cache: bool = True,
     progress: bool = False,
 ) -> PreparedDataset:
-    """Read ``source`` and return its drawings as minimal splines (cached on disk)."""
+    """Read ``source`` and return its drawings as minimal splines (cached on disk).
+
+    With ``use_cache`` the result is read from, or else written to,
+    ``cache_dir/prepared-<key>.npz`` (``cache_file`` of the result names it). A cache
+    file that fails its checks is recomputed with a warning; a cache folder that
+    cannot be written gives a warning and the result is returned uncached.
+    """
     loaded = load_omniglot(source, strict=strict, alphabets=alphabets, progress=progress)
     key = _hash_drawings(loaded.drawings, preprocessing_params())
     cache_path = Path(cache_dir or default_cache_dir()) / f"prepared-{key}.npz"
-    if use_cache and cache_path.exists():
+    if use_cache and cache_path.is_file():
         try:
-            ds = PreparedDataset.load(cache_path)
-            ds.skipped = list(loaded.skipped)
-            return ds
+            ds = PreparedDataset.load(cache_path, expected_key=key)
+            if ds.n_read == len(loaded.drawings):
+                ds.skipped = list(loaded.skipped)
+                ds.cache_file = str(cache_path)
+                return ds
+            warnings.warn(
+                f"ignoring a cache file for another number of drawings, recomputing: {cache_path}",
+                stacklevel=2,
+            )
         except PyrocharError as e:
             warnings.warn(f"ignoring a broken cache file, recomputing: {e}", stacklevel=2)
     ds = build_prepared(loaded, progress=progress, cache_key=key)
     if use_cache:
         try:
             ds.save(cache_path)
-        except OSError as e:
-            warnings.warn(f"could not write the cache {cache_path}: {e}", stacklevel=2)
+            ds.cache_file = str(cache_path)
+        except (PyrocharError, OSError) as e:
+            warnings.warn(
+                f"could not write the cache ({e}); going on without it. Set PYROCHAR_CACHE "
+                "to a writable folder to cache prepared data.",
+                stacklevel=2,
+            )
     return ds

@@ -1,4 +1,4 @@
-"""Train / validation / test splits of characters (REFERENCE.md section 9).
+"""Train / validation / test splits of characters (docs/data.md, section "Splits").
 
 Three kinds, as in the paper:
 

@@ -63,17 +63,17 @@ REFERENCES = {
 def render_characters(characters: Sequence[Sequence[np.ndarray]], device="cpu") -> torch.Tensor:
     """The 28 x 28 canvas of each whole character (control points per stroke): (N, 28, 28).
 
-    The canvas after the last stroke, as :func:`pyrochar.models.full_ns.prefix_canvases`
+    The canvas after the last stroke, as :func:`pyrochar.models.full_ns.stroke_canvases`
     (and the models) build it; a character without strokes is a blank canvas.
     """
-    from ..models.full_ns import prefix_canvases
+    from ..models.full_ns import stroke_canvases
 
     out = torch.zeros(len(characters), 28, 28)
     drawn = [k for k, ch in enumerate(characters) if len(ch) > 0]
     for lo in range(0, len(drawn), RENDER_CHUNK):
         idx = drawn[lo : lo + RENDER_CHUNK]
         batch = CharacterBatch.from_control_points([characters[k] for k in idx]).to(device)
-        canv = prefix_canvases(batch)  # (b, S + 1, 28, 28)
+        canv = stroke_canvases(batch)  # (b, S + 1, 28, 28)
         last = canv[torch.arange(len(idx), device=canv.device), batch.n_strokes]
         out[idx] = last.float().cpu()
     return out

@@ -22,7 +22,7 @@ y + 0.8 offset[0]`` and the density of ``cp[1]`` at x is ``p_offset((x - y) / 0.
 Densities are evaluated in normalized units at the centre of every pixel of the
 heatmap (the 105 x 105 motor canvas mapped onto the cell) through the
 distributions' ``log_prob``, all of them from the teacher-forced program
-(:meth:`CharacterModel.teacher_forced_distributions`), so any location or stroke
+(:meth:`CharacterModel.teacher_forced_sites`), so any location or stroke
 prior plugged into Full NS is shown as it is. A heatmap shows ``(density /
 max density) ** 0.5`` (the square root keeps the tails visible) as a white-to-blue
 ramp over the canvas ink in grey; each heatmap is scaled to its own maximum.
@@ -37,6 +37,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..geometry import FIRST_WEIGHTS, controls_from_start_offsets
+from ..models.base import evaluating
 from ..models.batch import CharacterBatch, StrokeBatch
 from ..splines import CENTER, SCALE
 from .grids import TEXT, TITLE_HEIGHT, WHITE, font
@@ -101,14 +102,10 @@ def stroke_predictions(model, controls, size: int = 105) -> Predictions:
     """Full NS's predictions for one drawing (control points per stroke, normalized units)."""
     if len(controls) == 0:
         raise ValueError("the drawing has no stroke")
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         batch = CharacterBatch.from_control_points([controls]).to(model.device)
         batch = model.prepare_batch(batch)
-        _, sites = model.teacher_forced_distributions(batch)
-    finally:
-        model.train(was_training)
+        sites = {s.variable: s.fn for s in model.teacher_forced_sites(batch)[1]}
     s = StrokeBatch.from_characters(batch)  # strokes in drawing order (one drawing)
     cps = controls_from_start_offsets(s.starts, s.offsets, s.n_offsets).cpu()  # (S, T + 1, 2)
     starts = s.starts.cpu()
@@ -116,11 +113,11 @@ def stroke_predictions(model, controls, size: int = 105) -> Predictions:
     pts = pixel_points(size).to(batch.starts.device)
     n_pts = len(pts)
 
-    loc_dist = sites["loc"][0]  # batch (S,), event (2,)
+    loc_dist = sites["loc"]  # batch (S,), event (2,)
     location = _densities(loc_dist, lambda lo, hi: pts[lo:hi, None, :], n_pts)  # (P, S)
-    termination = sites["char_end"][0].probs.reshape(-1).cpu().numpy()
+    termination = sites["char_end"].probs.reshape(-1).cpu().numpy()
 
-    offsets_dist = sites["offsets"][0].base  # batch (S, T), event (2,)
+    offsets_dist = sites["offset"]  # batch (S, T), event (2,)
     n_strokes, t_max = s.offsets.shape[:2]
     steps: list[np.ndarray] = []
     if t_max > 0:

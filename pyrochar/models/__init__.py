@@ -30,10 +30,11 @@ def model_class(name: str) -> type[CharacterModel]:
 def build_model(name: str, config: dict | None = None) -> CharacterModel:
     """A new model of the named kind, with the config's fields overriding the defaults."""
     from ..errors import PyrocharError
+    from .config_check import validate_config
 
     cls = model_class(name)
     try:
-        cfg = cls.config_class(**(config or {}))
+        cfg = cls.config_class(**validate_config(name, cls.config_class, config))
     except TypeError as e:
         raise PyrocharError(f"bad config for model {name!r}: {e}") from None
     return cls(cfg)

@@ -14,7 +14,7 @@ The sequence of a drawing, in normalized units:
 - the offsets between the control points of stroke i, the pen state of the last
   one being 1 (stroke ends) or 2 (drawing ends), of the others 0.
 
-The same variables as Full NS and the H-LSTM (REFERENCE.md section 7):
+The same variables as Full NS and the H-LSTM (docs/model.md, "Sites"):
 
 - ``loc_{i}``, the absolute start = pen position + the move: the move's GMM with
   every mean shifted by the pen position (a translation: no Jacobian);
@@ -32,16 +32,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyro
 import torch
 from pyro.distributions import Bernoulli
 from torch import nn
 
-from ..distributions import BivariateGMM, MaskedSteps, gmm_from_raw
+from ..distributions import BivariateGMM, gmm_from_raw
 from ..geometry import controls_from_start_offsets
 from .base import CharacterModel
-from .batch import CharacterBatch, char_end_site, loc_site, offset_site, stroke_end_site
+from .batch import CharacterBatch
 from .hlstm import LSTMState
+from .sites import TeacherForcedSite
 
 PEN_CONTINUE, PEN_STROKE_END, PEN_DRAWING_END = 0, 1, 2
 
@@ -54,7 +54,7 @@ class BaselineConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.3  # between LSTM layers and on its output
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 
@@ -123,82 +123,62 @@ class BaselineLSTM(CharacterModel):
         return o[..., :-3], o[..., -3:]
 
     def _step(self, inp: torch.Tensor, state: LSTMState | None):
-        """One LSTM step: inp (B, 5) -> raw GMM (B, 6K), pen logits (B, 3), new state."""
+        """One LSTM step: inp (n, 5) -> raw GMM (n, 6K), pen logits (n, 3), new state."""
         out, state = self.lstm(inp.unsqueeze(1), state)
         raw, pen_logits = self.outputs(out[:, 0])
         return raw, pen_logits, state
 
-    # ------------------------------------------------ the generative model
-    def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
-        """Sketch-RNN's decoder as a Pyro program, with the sites of Full NS.
+    # ------------------------------------------------ the per-step hooks
+    def begin_character(self, batch_size: int) -> Pen:
+        c = self.config
+        zeros = torch.zeros(c.layers, batch_size, c.hidden, device=self.device)  # zero initial state
+        origin = torch.zeros(batch_size, 2, device=self.device)  # the pen starts at the canvas centre
+        return Pen((zeros, zeros.clone()), origin, origin.clone(), self.start_element(batch_size))
 
-        ``max_strokes`` and ``max_steps`` (default: the config's caps) bound the
-        loops, observed sites included. Returns the drawn characters as a
-        :class:`CharacterBatch` (no canvases).
+    def p_loc(self, state: Pen, i, rows):
+        """The pen-up move to stroke i's start, as a GMM over the absolute start.
+
+        The LSTM reads the last element and gives the move's GMM; every mean is
+        shifted by the pen position (a translation: no Jacobian). The move's pen
+        state (down) is not a variable.
         """
-        max_strokes = max_strokes or self.config.max_strokes
-        max_steps = max_steps or self.config.max_steps
-        b, k = batch_size, self.config.n_components
-        # `alive` is True while a character has not ended. Characters of a batch
-        # end after different numbers of strokes; a finished character's later
-        # sites are masked out (they score 0 and their values are ignored).
-        alive = torch.ones(b, dtype=torch.bool, device=self.device)
-        pen = torch.zeros(b, 2, device=self.device)  # (B, 2) pen position: the fixed origin
-        inp, state = self.start_element(b), None  # (B, 5), zero initial state
-        starts, strokes = [], []
-        with pyro.plate("characters", b):
-            for i in range(max_strokes):
-                # the pen-up move to the start; its pen state (down) is not a variable
-                raw, _, state = self._step(inp, state)
-                move = translated(gmm_from_raw(raw, k), pen)  # over the absolute start
-                start = pyro.sample(loc_site(i), move.mask(alive))  # (B, 2)
-                inp = self.element(start - pen, PEN_CONTINUE)
-                offsets, n_offsets, last, end_logit, state = self._sample_stroke(
-                    i, inp, state, alive, max_steps
-                )
-                ends = pyro.sample(char_end_site(i), Bernoulli(logits=end_logit).mask(alive))
-                # the last offset's pen state: 1 (stroke ends) or 2 (drawing ends)
-                inp = self.element(last, PEN_STROKE_END + ends.long())
-                pen = last_control_points(start, offsets, n_offsets)  # (B, 2)
-                starts.append(start)
-                strokes.append((offsets, n_offsets))
-                alive = alive & (ends == 0)
-                if not alive.any():
-                    break
-        return CharacterBatch.from_samples(starts, strokes)
+        raw, _, lstm = self._step(state.inp[rows], _rows_of(state.lstm, rows))
+        state.lstm = _put_rows(state.lstm, rows, lstm)
+        return translated(gmm_from_raw(raw, self.config.n_components), state.pen[rows])
 
-    def _sample_stroke(self, i, inp, state, alive, max_steps):
-        """The offsets of stroke i and their pen decisions, one step at a time.
+    def begin_stroke(self, state: Pen, i, rows, start):
+        move = self.element(start - state.pen[rows], PEN_CONTINUE)  # the first input: the move
+        return PenStroke(move, _rows_of(state.lstm, rows), torch.zeros(len(rows), device=start.device))
 
-        Returns offsets (B, T, 2), counts (B,), the last offset (B, 2), the
-        "character ends" logit at the last offset (B,) and the LSTM state.
+    def stroke_step(self, stroke: PenStroke, t, prev_offset, going):
+        """Offset t and its pen state: P(v) = P(stroke ends) P(character ends | stroke ends).
+
+        A character whose stroke has ended waits for its "character ends" decision
+        before its LSTM reads the last offset: its state is frozen (``going``) while
+        the other characters of the batch draw on.
         """
-        k = self.config.n_components
-        # `drawing` is True while the stroke goes on; a finished stroke's later
-        # sites are masked. A character whose stroke has ended must wait for its
-        # "character ends" decision before its LSTM reads the last offset: its
-        # state is frozen while the other characters of the batch draw on.
-        drawing = alive.clone()
-        n_offsets = torch.zeros(inp.shape[0], dtype=torch.long, device=inp.device)
-        last = torch.zeros(inp.shape[0], 2, device=inp.device)
-        end_logit = torch.zeros(inp.shape[0], device=inp.device)
-        offsets = []
-        for t in range(max_steps):
-            raw, pen_logits, new_state = self._step(inp, state)
-            keep = drawing[None, :, None]  # (1, B, 1) against the state's (layers, B, H)
-            state = tuple(torch.where(keep, new, old) for new, old in zip(new_state, state, strict=True))
-            stroke_logit, char_logit = pen_site_logits(pen_logits)  # (B,), (B,)
-            offset = pyro.sample(offset_site(i, t), gmm_from_raw(raw, k).mask(drawing))
-            ends = pyro.sample(stroke_end_site(i, t), Bernoulli(logits=stroke_logit).mask(drawing))
-            offsets.append(offset)
-            last = torch.where(drawing.unsqueeze(-1), offset, last)
-            end_logit = torch.where(drawing, char_logit, end_logit)
-            n_offsets = n_offsets + drawing.long()
-            inp = self.element(offset, PEN_CONTINUE)  # read only by the characters still drawing
-            drawing = drawing & (ends == 0)
-            if not drawing.any():
-                break
-        return torch.stack(offsets, 1), n_offsets, last, end_logit, state
+        inp = stroke.inp if t == 0 else self.element(prev_offset, PEN_CONTINUE)
+        raw, pen_logits, new = self._step(inp, stroke.lstm)
+        keep = going[None, :, None]  # (1, n, 1) against the state's (layers, n, H)
+        lstm = tuple(torch.where(keep, a, b) for a, b in zip(new, stroke.lstm, strict=True))
+        stroke_logit, char_logit = pen_site_logits(pen_logits)  # (n,), (n,)
+        end_logit = torch.where(going, char_logit, stroke.end_logit)  # at the stroke's last offset
+        offset_fn = gmm_from_raw(raw, self.config.n_components)
+        return offset_fn, Bernoulli(logits=stroke_logit), PenStroke(inp, lstm, end_logit)
+
+    def end_stroke(self, state: Pen, i, rows, start, offsets, n_offsets, stroke: PenStroke) -> None:
+        state.lstm = _put_rows(state.lstm, rows, stroke.lstm)
+        last = offsets[torch.arange(len(rows), device=rows.device), n_offsets - 1]  # (n, 2)
+        state.last = state.last.index_put((rows,), last)
+        state.pen = state.pen.index_put((rows,), last_control_points(start, offsets, n_offsets))
+
+    def p_char_end(self, state: Pen, i, rows, stroke: PenStroke):
+        """The pen state of the stroke's last offset: 2 (drawing ends) rather than 1."""
+        return Bernoulli(logits=stroke.end_logit)
+
+    def after_char_end(self, state: Pen, i, rows, ends) -> None:
+        """The LSTM next reads the last offset with its pen state, 1 or 2."""
+        state.inp = state.inp.index_put((rows,), self.element(state.last[rows], PEN_STROKE_END + ends.long()))
 
     # ------------------------------------------------- the fast, teacher-forced path
     def sequences(self, batch: CharacterBatch) -> dict[str, torch.Tensor]:
@@ -236,15 +216,18 @@ class BaselineLSTM(CharacterModel):
         true = torch.ones((), dtype=torch.bool, device=device)
         is_offset = flag.index_put((rows_t, at_offset), true)
         is_last = flag.index_put((rows_s, at_last), true) & is_offset
+        # which variable each element is: stroke i (its pen-up move and offsets), step t
+        stroke_of = torch.zeros(b, total, dtype=torch.long, device=device)
+        stroke_of = stroke_of.index_put((rows_s, at_loc), idx_s).index_put((rows_t, at_offset), idx_t)
+        step_of = torch.zeros(b, total, dtype=torch.long, device=device).index_put((rows_t, at_offset), t_t)
         return dict(moves=moves, pens=pens, first=first, pen_before=pen_before,
-                    is_offset=is_offset, is_last=is_last)  # fmt: skip
+                    is_offset=is_offset, is_last=is_last, stroke_of=stroke_of, step_of=step_of)  # fmt: skip
 
-    def teacher_forced_distributions(self, batch: CharacterBatch):
-        """The distribution and observed value of every teacher-forced site.
+    def teacher_forced_sites(self, batch: CharacterBatch):
+        """Every variable of the batch at once: one LSTM call over the padded sequences (B, L).
 
-        One LSTM call over the padded sequences (B, L); plate "characters". Sites:
-        ``loc`` (event (S, 2)), ``offsets`` (event (L, 2)), ``stroke_ends`` and
-        ``char_end`` (event (L,)), each masked to the elements it scores.
+        Plate "characters"; each site's event runs over the strokes (``loc``) or the
+        sequence elements (the others), masked to the elements it scores.
         """
         seq = self.sequences(batch)
         b = batch.batch_size
@@ -258,18 +241,41 @@ class BaselineLSTM(CharacterModel):
         rows = torch.arange(b, device=raw.device).unsqueeze(-1)
         loc = translated(gmm_from_raw(raw[rows, at_loc], k), seq["pen_before"])  # batch (B, S)
         stroke_logit, char_logit = pen_site_logits(pen_logits)  # (B, L) each
-        pens = seq["pens"]
-        dtype = batch.starts.dtype
-        sites = {
-            "loc": (MaskedSteps(loc, batch.stroke_mask), batch.starts),
-            "offsets": (MaskedSteps(gmm_from_raw(raw, k), seq["is_offset"]), seq["moves"]),
-            "stroke_ends": (
-                MaskedSteps(Bernoulli(logits=stroke_logit), seq["is_offset"]),
-                (pens != PEN_CONTINUE).to(dtype),
-            ),
-            "char_end": (
-                MaskedSteps(Bernoulli(logits=char_logit), seq["is_last"]),
-                (pens == PEN_DRAWING_END).to(dtype),
-            ),
-        }
-        return torch.arange(b, device=raw.device), sites
+        pens, dtype = seq["pens"], batch.starts.dtype
+        stroke, step = seq["stroke_of"], seq["step_of"]  # (B, L) each
+        every_stroke = torch.arange(batch.starts.shape[1], device=raw.device)  # (S,)
+        return torch.arange(b, device=raw.device), [
+            TeacherForcedSite("loc", loc, batch.starts, batch.stroke_mask, every_stroke),
+            TeacherForcedSite("offset", gmm_from_raw(raw, k), seq["moves"], seq["is_offset"], stroke, step),
+            TeacherForcedSite("stroke_end", Bernoulli(logits=stroke_logit),
+                              (pens != PEN_CONTINUE).to(dtype), seq["is_offset"], stroke, step),
+            TeacherForcedSite("char_end", Bernoulli(logits=char_logit),
+                              (pens == PEN_DRAWING_END).to(dtype), seq["is_last"], stroke),
+        ]  # fmt: skip
+
+
+@dataclass
+class Pen:
+    """The Baseline LSTM's state between strokes."""
+
+    lstm: LSTMState  # (h, c), each (layers, B, H)
+    pen: torch.Tensor  # (B, 2) pen position: the origin, then the last control point drawn
+    last: torch.Tensor  # (B, 2) the last offset drawn
+    inp: torch.Tensor  # (B, 5) the element the LSTM reads next
+
+
+@dataclass
+class PenStroke:
+    """The Baseline LSTM's state within a stroke (rows being drawn only)."""
+
+    inp: torch.Tensor  # (n, 5) the element read at this step
+    lstm: LSTMState  # (h, c), each (layers, n, H)
+    end_logit: torch.Tensor  # (n,) "character ends" logit at the last offset so far
+
+
+def _rows_of(state: LSTMState, rows: torch.Tensor) -> LSTMState:
+    return tuple(x[:, rows] for x in state)
+
+
+def _put_rows(state: LSTMState, rows: torch.Tensor, new: LSTMState) -> LSTMState:
+    return tuple(x.index_copy(1, rows, y) for x, y in zip(state, new, strict=True))

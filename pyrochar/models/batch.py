@@ -1,8 +1,9 @@
 """Padded batches of characters, and the observed values of the model's sites.
 
-Every model of the project scores the same variables of a drawing (REFERENCE.md
-section 7): per stroke i its start location, its offsets, a "stroke ends"
-decision after each offset and a "character ends" decision after the stroke.
+Every model of the project scores the same variables of a drawing
+(:mod:`pyrochar.models.sites`): per stroke i its start location, its offsets, a
+"stroke ends" decision after each offset and a "character ends" decision after the
+stroke. Every stroke has at least one offset (a dot is two coincident control points).
 :class:`CharacterBatch` holds them for B drawings padded to S strokes and T
 offsets. Padding holds finite values (zeros, or 1 for end decisions) and is
 always masked: it never changes a log-likelihood.
@@ -17,45 +18,7 @@ import numpy as np
 import torch
 
 from ..splines import stroke_to_start_offsets
-
-# ---------------------------------------------------------------- site names
-# The names users address in poutine.condition / poutine.replay. Stable API.
-
-
-def loc_site(i: int) -> str:
-    """Start location of stroke i (2-D, normalized units)."""
-    return f"loc_{i}"
-
-
-def offset_site(i: int, t: int) -> str:
-    """Offset t of stroke i: control point t+1 minus control point t."""
-    return f"offset_{i}_{t}"
-
-
-def stroke_end_site(i: int, t: int) -> str:
-    """1 if stroke i ends after offset t."""
-    return f"stroke_end_{i}_{t}"
-
-
-def char_end_site(i: int) -> str:
-    """1 if the character ends after stroke i."""
-    return f"char_end_{i}"
-
-
-SITE_TYPES = ("locations", "offsets", "stroke_ends", "char_ends")
-
-
-def site_type(name: str) -> str | None:
-    """The breakdown category of a site name (per-step or teacher-forced), else None."""
-    for prefix, kind in (
-        ("loc", "locations"),
-        ("offset", "offsets"),
-        ("stroke_end", "stroke_ends"),
-        ("char_end", "char_ends"),
-    ):
-        if name == prefix or name.startswith(prefix + "_") or name == prefix + "s":
-            return kind
-    return None
+from .sites import char_end_site, loc_site, offset_site, stroke_end_site
 
 
 @dataclass
@@ -142,6 +105,12 @@ class CharacterBatch:
         n_offsets = np.zeros((b, s_max), dtype=np.int64)
         for k, drawing in enumerate(drawings):
             for i, (start, offs) in enumerate(drawing):
+                if len(offs) == 0:
+                    raise ValueError(
+                        f"stroke {i + 1} of drawing {k + 1} has no offset (a single control "
+                        "point); the models draw every stroke with at least one offset: "
+                        "write a dot as two coincident control points"
+                    )
                 starts[k, i] = start
                 offsets[k, i, : len(offs)] = offs
                 n_offsets[k, i] = len(offs)
@@ -157,6 +126,9 @@ class CharacterBatch:
         cls, drawings: Sequence[Sequence[np.ndarray]], dtype=torch.float32
     ) -> CharacterBatch:
         """From per drawing a list of control-point arrays (n_i, 2), normalized units."""
+        from ..checks import check_control_points
+
+        drawings = check_control_points(drawings)
         return cls.from_strokes(
             [[stroke_to_start_offsets(cp) for cp in d] for d in drawings], dtype=dtype
         )

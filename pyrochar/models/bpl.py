@@ -6,7 +6,7 @@ strokes are generated largely *independently* of one another, which is what
 Feinman & Lake (2020) point at when they compare it with their models: its
 samples lack the correlations between parts of human drawings. This module is a
 deliberately simple prior in that spirit over the same variables as the other
-models (REFERENCE.md section 7), with no canvas, no renderer and no network:
+models (docs/model.md, "Sites"), with no canvas, no renderer and no network:
 
 - **number of strokes**: a hazard. After stroke i the character ends with
   probability ``sigmoid(char_end_logits[min(i, char_end_slots - 1)])`` (the
@@ -37,9 +37,8 @@ direct fit: :meth:`BPLPrior.initialize_from_data` (or the constructor
 each GMM by EM (k-means++ seeding), which is a (local) maximum-likelihood fit of
 the whole model in seconds; gradient training afterwards changes little.
 
-Sites: ``loc_{i}``, ``offset_{i}_{t}``, ``stroke_end_{i}_{t}``, ``char_end_{i}``
-in :meth:`BPLPrior.model`; ``loc``, ``offsets``, ``stroke_ends``, ``char_end``
-(one plate over all real strokes) in the teacher-forced path.
+Sites: those of every model (:mod:`pyrochar.models.sites`); the teacher-forced
+program has one plate over all real strokes.
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-import pyro
 import torch
 from pyro.distributions import Bernoulli
 from torch import nn
@@ -59,19 +57,12 @@ from ..distributions import (
     RHO_BOUND,
     VARIANCE_FLOOR,
     BivariateGMM,
-    MaskedSteps,
     gmm_from_raw,
 )
 from ..errors import PyrocharError
 from .base import CharacterModel
-from .batch import (
-    CharacterBatch,
-    StrokeBatch,
-    char_end_site,
-    loc_site,
-    offset_site,
-    stroke_end_site,
-)
+from .batch import CharacterBatch, StrokeBatch
+from .sites import TeacherForcedSite, flat_variables
 
 
 @dataclass
@@ -91,7 +82,7 @@ class BPLConfig:
     em_iterations: int = 200
     em_restarts: int = 2  # EM runs per GMM from different seeds; the best is kept
     hazard_smoothing: float = 0.5  # pseudo-count added to both outcomes of every hazard
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 
@@ -167,72 +158,40 @@ class BPLPrior(CharacterModel):
         slot = self._slots(i, self.config.char_end_slots)
         return Bernoulli(logits=self.char_end_logits[slot])
 
-    # ------------------------------------------------ the generative model
-    def model(
-        self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None
-    ):
-        """The prior as a Pyro program, one site per variable.
+    # ------------------------------------------------ the per-step hooks
+    # Every distribution depends on the stroke index i or the step index t only.
+    def begin_character(self, batch_size: int):
+        return None  # no state: strokes are independent of one another
 
-        ``max_strokes`` and ``max_steps`` (default: the config's caps, 10 and 50)
-        bound the loops, for observed sites too. Returns the drawn characters as
-        a :class:`CharacterBatch` without canvases.
-        """
-        max_strokes = max_strokes or self.config.max_strokes
-        max_steps = max_steps or self.config.max_steps
-        b = batch_size
-        alive = torch.ones(b, dtype=torch.bool, device=self.device)  # the character goes on
-        starts, strokes = [], []
-        with pyro.plate("characters", b):
-            for i in range(max_strokes):
-                start = pyro.sample(
-                    loc_site(i), self.location_distribution(i).expand([b]).mask(alive)
-                )
-                drawing = alive.clone()  # the stroke goes on
-                n_offsets = torch.zeros(b, dtype=torch.long, device=alive.device)
-                offsets = []
-                for t in range(max_steps):
-                    offset = pyro.sample(
-                        offset_site(i, t), self.offset_distribution(t).expand([b]).mask(drawing)
-                    )
-                    ends = pyro.sample(
-                        stroke_end_site(i, t),
-                        self.stroke_end_distribution(t).expand([b]).mask(drawing),
-                    )
-                    offsets.append(offset)
-                    n_offsets = n_offsets + drawing.long()
-                    drawing = drawing & (ends == 0)
-                    if not drawing.any():
-                        break
-                ends = pyro.sample(
-                    char_end_site(i), self.char_end_distribution(i).expand([b]).mask(alive)
-                )
-                starts.append(start)
-                strokes.append((torch.stack(offsets, 1), n_offsets))
-                alive = alive & (ends == 0)
-                if not alive.any():
-                    break
-        return CharacterBatch.from_samples(starts, strokes)
+    def p_loc(self, state, i, rows):
+        return self.location_distribution(i).expand([len(rows)])
+
+    def begin_stroke(self, state, i, rows, start):
+        return len(rows)
+
+    def stroke_step(self, stroke, t, prev_offset, going):
+        n = stroke
+        return self.offset_distribution(t).expand([n]), self.stroke_end_distribution(t).expand([n]), n
+
+    def p_char_end(self, state, i, rows, stroke):
+        return self.char_end_distribution(i).expand([len(rows)])
 
     # ------------------------------------------------- the fast, teacher-forced path
-    def teacher_forced_distributions(self, batch: CharacterBatch):
-        """The distribution and observed value of every teacher-forced site.
-
-        One plate over all N real strokes of the batch; every distribution depends
-        only on the stroke index i and the step index t. Returns each stroke's
-        drawing index (N,) and ``{site: (distribution with batch shape (N,), observed value)}``.
-        """
+    def teacher_forced_sites(self, batch: CharacterBatch):
+        """Every variable of the batch at once; one plate over all N real strokes."""
         s = StrokeBatch.from_characters(batch)
         n, steps = s.offsets.shape[:2]
         t = torch.arange(steps, device=s.offsets.device)
         offsets = self.offset_distribution(t).expand((n, steps))  # batch (N, T)
         ends = self.stroke_end_distribution(t).expand((n, steps))
-        sites = {
-            "loc": (self.location_distribution(s.index), s.starts),
-            "offsets": (MaskedSteps(offsets, s.step_mask), s.offsets),
-            "stroke_ends": (MaskedSteps(ends, s.step_mask), s.stroke_ends),
-            "char_end": (self.char_end_distribution(s.index), s.char_ends),
-        }
-        return s.drawing, sites
+        every = torch.ones_like(s.index, dtype=torch.bool)  # (N,)
+        stroke = s.index.unsqueeze(-1)
+        return s.drawing, [
+            TeacherForcedSite("loc", self.location_distribution(s.index), s.starts, every, s.index),
+            TeacherForcedSite("offset", offsets, s.offsets, s.step_mask, stroke, t),
+            TeacherForcedSite("stroke_end", ends, s.stroke_ends, s.step_mask, stroke, t),
+            TeacherForcedSite("char_end", self.char_end_distribution(s.index), s.char_ends, every, s.index),
+        ]
 
     # ------------------------------------------------- closed-form fit
     @classmethod
@@ -259,7 +218,9 @@ class BPLPrior(CharacterModel):
         Deterministic given ``seed``. Returns ``self``.
         """
         c = self.config
-        starts, offsets, stroke_index, step_index, n_offsets, n_strokes = _gather(dataset)
+        v = flat_variables(dataset)
+        starts, offsets, stroke_index, step_index = v.starts, v.offsets, v.stroke_index, v.step_index
+        n_offsets, n_strokes = v.n_offsets, v.n_strokes
         if len(n_strokes) == 0:
             raise PyrocharError("cannot fit the BPL prior to an empty dataset")
         gen = torch.Generator().manual_seed(int(seed))
@@ -294,7 +255,7 @@ def _single_threaded():
 
     EM is thousands of small tensor operations; with several threads on a busy
     machine each parallel region waits for the other cores, which made the fit
-    40x slower on a 2-core machine with one core taken (208 s instead of 5 s).
+    many times slower on a 2-core machine with one core taken.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -302,29 +263,6 @@ def _single_threaded():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _gather(dataset):
-    """Flat numpy arrays of a PreparedDataset's variables, with their indices."""
-    starts, offsets, stroke_index, step_index, n_offsets, n_strokes = [], [], [], [], [], []
-    for d in range(len(dataset)):
-        strokes = dataset.starts_offsets(d)
-        n_strokes.append(len(strokes))
-        for i, (start, offs) in enumerate(strokes):
-            starts.append(start)
-            stroke_index.append(i)
-            offsets.append(offs)
-            step_index.append(np.arange(len(offs)))
-            n_offsets.append(len(offs))
-    cat = np.concatenate
-    return (
-        np.asarray(starts, dtype=np.float64).reshape(-1, 2),
-        cat(offsets).reshape(-1, 2) if offsets else np.zeros((0, 2)),
-        np.asarray(stroke_index, dtype=np.int64),
-        cat(step_index).astype(np.int64) if step_index else np.zeros(0, np.int64),
-        np.asarray(n_offsets, dtype=np.int64),
-        np.asarray(n_strokes, dtype=np.int64),
-    )
 
 
 def _hazard_logits(last: np.ndarray, n_slots: int, smoothing: float) -> torch.Tensor:

@@ -10,40 +10,34 @@ A character is drawn stroke by stroke on a canvas. For stroke i:
 4. the termination network reads the new canvas and decides whether the
    character ends.
 
-:meth:`GenerateCharacter.model` is that pseudo-code as a Pyro program.
-:meth:`GenerateCharacter.teacher_forced_model` is the same distribution over an
-observed batch with one site per stroke and variable, vectorized over steps.
+The hooks below (``p_loc``, ``begin_stroke``/``stroke_step``, ``end_stroke``,
+``p_char_end``) are those four steps; :meth:`CharacterModel.model` runs them as
+the Pyro program of Fig. 1 and :meth:`CharacterModel.teacher_forced_model` scores
+an observed batch with them, vectorized over strokes and steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import pyro
 import torch
 from pyro.distributions import Bernoulli
 
 from .. import render
-from ..distributions import MaskedSteps, RowSubset, gmm_from_raw
+from ..distributions import gmm_from_raw
 from ..geometry import controls_from_start_offsets, stroke_end_points
 from ..nets.location import LocationNet
 from ..nets.stroke import StrokeNet
 from ..nets.termination import TerminationNet
 from ..priors import NetworkStrokePrior
 from .base import CharacterModel
-from .batch import (
-    CharacterBatch,
-    StrokeBatch,
-    char_end_site,
-    loc_site,
-    offset_site,
-    stroke_end_site,
-)
+from .batch import CharacterBatch, StrokeBatch
+from .sites import TeacherForcedSite
 
 
 @dataclass
 class FullNSConfig:
-    """Every size of the Full NS model (defaults: REFERENCE.md section 5)."""
+    """Every size of the Full NS model (defaults: docs/model.md, "The networks")."""
 
     n_components: int = 20  # K of every GMM
     canvas_size: int = 28
@@ -67,7 +61,7 @@ class FullNSConfig:
     termination_blocks: int = 4
     termination_hidden: int = 64
     termination_dropout: float = 0.3
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 
@@ -124,107 +118,81 @@ class GenerateCharacter(CharacterModel):
         return Bernoulli(logits=self.termination(canvas))
 
     # ------------------------------------------------ the generative model
-    def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
-        """GenerateCharacter as a Pyro program, one site per variable.
-
-        ``max_strokes`` and ``max_steps`` (default: the config's caps, 10 and 50)
-        bound the loops; they apply to observed sites too, so pass caps at least as
-        large as the data when conditioning on long drawings
-        (:func:`pyrochar.infer.log_likelihood_per_step` does).
-        Returns the drawn characters as a :class:`CharacterBatch` (with canvases).
-        """
-        max_strokes = max_strokes or self.config.max_strokes
-        max_steps = max_steps or self.config.max_steps
-        b, device = batch_size, self.device
+    # The per-step program is CharacterModel.model; Full NS's hooks read like Fig. 1.
+    def begin_character(self, batch_size: int) -> Canvas:
         size = self.config.canvas_size
-        canvas = torch.zeros(b, size, size, device=device)  # the blank canvas
-        prev_end = torch.zeros(b, 2, device=device)
-        # `alive` is True while a character has not ended. Characters of a batch
-        # end after different numbers of strokes; a finished character's later
-        # sites are masked out (they score 0 and their values are ignored).
-        alive = torch.ones(b, dtype=torch.bool, device=device)
-        starts, strokes, canvases = [], [], [canvas]
-        with pyro.plate("characters", b):
-            for i in range(max_strokes):
-                # The networks run on the characters still being drawn (`rows`) only;
-                # RowSubset gives the finished ones a 0 log-prob (masked anyway).
-                rows = alive.nonzero().squeeze(-1)  # (n,)
-                start = pyro.sample(
-                    loc_site(i),
-                    RowSubset(self.location_distribution(canvas[rows], prev_end[rows]), rows, b)
-                    .mask(alive),
-                )
-                offsets, n_offsets = self._sample_stroke(i, canvas, start, alive, rows, max_steps)
-                controls = controls_from_start_offsets(start, offsets, n_offsets)
-                canvas = canvas.index_put(
-                    (rows,),
-                    render.add_strokes_to_canvas(canvas[rows], controls[rows], n_offsets[rows] + 1),
-                )
-                prev_end = stroke_end_points(controls, n_offsets + 1)
-                ends = pyro.sample(
-                    char_end_site(i),
-                    RowSubset(self.termination_distribution(canvas[rows]), rows, b).mask(alive),
-                )
-                starts.append(start)
-                strokes.append((offsets, n_offsets))
-                canvases.append(canvas)
-                alive = alive & (ends == 0)
-                if not alive.any():
-                    break
-        return CharacterBatch.from_samples(starts, strokes, canvases)
+        blank = torch.zeros(batch_size, size, size, device=self.device)
+        return Canvas(blank, torch.zeros(batch_size, 2, device=self.device), [blank])
 
-    def _sample_stroke(self, i, canvas, start, alive, rows, max_steps):
-        """Offsets of stroke i, one step at a time, computed for ``rows`` (the characters
-        still being drawn). Returns offsets (B, T, 2) and counts (B,)."""
-        b = start.shape[0]
+    def p_loc(self, state: Canvas, i, rows):
+        """1. The location network reads the canvas: where does stroke i start?"""
+        return self.location_distribution(state.image[rows], state.prev_end[rows])
+
+    def begin_stroke(self, state: Canvas, i, rows, start):
+        """2. The stroke network reads the canvas and the start..."""
         prior = self.stroke_prior()
-        state = prior.begin(canvas[rows], start[rows])
-        drawing = alive.clone()  # True while the stroke goes on
-        prev = torch.zeros_like(start)
-        n_offsets = torch.zeros(b, dtype=torch.long, device=start.device)
-        offsets = []
-        for t in range(max_steps):
-            offset_dist, end_dist, state = prior.step(state, prev[rows])
-            prev = pyro.sample(offset_site(i, t), RowSubset(offset_dist, rows, b).mask(drawing))
-            ends = pyro.sample(stroke_end_site(i, t), RowSubset(end_dist, rows, b).mask(drawing))
-            offsets.append(prev)
-            n_offsets = n_offsets + drawing.long()
-            drawing = drawing & (ends == 0)
-            if not drawing.any():
-                break
-        return torch.stack(offsets, 1), n_offsets
+        return prior, prior.begin(state.image[rows], start)
+
+    def stroke_step(self, stroke, t, prev_offset, going):
+        """... and gives, offset by offset, the next offset and whether the stroke ends."""
+        prior, lstm = stroke
+        offset_fn, end_fn, lstm = prior.step(lstm, prev_offset)
+        return offset_fn, end_fn, (prior, lstm)
+
+    def end_stroke(self, state: Canvas, i, rows, start, offsets, n_offsets, stroke) -> None:
+        """3. The symbolic renderer draws the stroke's spline onto the canvas."""
+        controls = controls_from_start_offsets(start, offsets, n_offsets)  # (n, T + 1, 2)
+        drawn = render.add_strokes_to_canvas(state.image[rows], controls, n_offsets + 1)
+        state.image = state.image.index_put((rows,), drawn)
+        state.prev_end = state.prev_end.index_put((rows,), stroke_end_points(controls, n_offsets + 1))
+        state.history.append(state.image)
+
+    def p_char_end(self, state: Canvas, i, rows, stroke):
+        """4. The termination network reads the new canvas: does the character end?"""
+        return self.termination_distribution(state.image[rows])
+
+    def drawn(self, state: Canvas, starts, strokes) -> CharacterBatch:
+        return CharacterBatch.from_samples(starts, strokes, state.history)
 
     # ------------------------------------------------- the fast, teacher-forced path
     def prepare_batch(self, batch: CharacterBatch) -> CharacterBatch:
         """Render the canvases of every stroke prefix once (teacher forcing)."""
         if batch.canvases is not None:
             return batch
-        return replace(batch, canvases=prefix_canvases(batch))
+        return replace(batch, canvases=stroke_canvases(batch))
 
-    def teacher_forced_distributions(self, batch: CharacterBatch):
-        """The distribution and observed value of every teacher-forced site.
+    def teacher_forced_sites(self, batch: CharacterBatch):
+        """Every variable of the batch at once, given the canvases the data renders.
 
-        All real strokes of the batch (N of them) share one plate: given the
-        canvases (rendered from the observed strokes), strokes are conditionally
-        independent. Returns each stroke's drawing index (N,) and
-        ``{site: (distribution with batch shape (N,), observed value)}``.
+        All real strokes of the batch (N of them) share one plate: given the canvases
+        (rendered from the observed strokes), strokes are conditionally independent.
         """
         batch = self.prepare_batch(batch)
         s = StrokeBatch.from_characters(batch)
         before = batch.canvases[s.drawing, s.index]  # (N, 28, 28) canvas the stroke starts on
         after = batch.canvases[s.drawing, s.index + 1]  # (N, 28, 28) canvas after it
         prev_end = _previous_end_points(batch, s)  # (N, 2)
-        offset_dist, end_dist = self.stroke_prior().sequence(before, s.starts, s.offsets, s.step_mask)
-        sites = {
-            "loc": (self.location_distribution(before, prev_end), s.starts),
-            "offsets": (MaskedSteps(offset_dist, s.step_mask), s.offsets),
-            "stroke_ends": (MaskedSteps(end_dist, s.step_mask), s.stroke_ends),
-            "char_end": (self.termination_distribution(after), s.char_ends),
-        }
-        return s.drawing, sites
+        offset_fn, end_fn = self.stroke_prior().sequence(before, s.starts, s.offsets, s.step_mask)
+        every = torch.ones_like(s.index, dtype=torch.bool)  # (N,)
+        stroke, step = s.index.unsqueeze(-1), torch.arange(s.offsets.shape[1], device=every.device)
+        return s.drawing, [
+            TeacherForcedSite("loc", self.location_distribution(before, prev_end), s.starts, every, s.index),
+            TeacherForcedSite("offset", offset_fn, s.offsets, s.step_mask, stroke, step),
+            TeacherForcedSite("stroke_end", end_fn, s.stroke_ends, s.step_mask, stroke, step),
+            TeacherForcedSite("char_end", self.termination_distribution(after), s.char_ends, every, s.index),
+        ]
 
 
-def prefix_canvases(batch: CharacterBatch) -> torch.Tensor:
+@dataclass
+class Canvas:
+    """What Full NS has drawn so far: the state its networks read."""
+
+    image: torch.Tensor  # (B, 28, 28) ink in [0, 1]
+    prev_end: torch.Tensor  # (B, 2) end point of the last stroke (zeros before the first)
+    history: list  # the canvas before each stroke and after the last, (B, 28, 28) each
+
+
+def stroke_canvases(batch: CharacterBatch) -> torch.Tensor:
     """Canvases before each stroke and after the last: (B, S + 1, 28, 28).
 
     Each stroke is rendered once (one batched call); the canvases are then added up

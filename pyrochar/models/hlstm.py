@@ -17,33 +17,25 @@ Before stroke 0 the character LSTM reads a learned "start" input. The paper
 decides that a character ends; reading the state after the stroke, like Full
 NS's termination network reads the canvas after it, keeps the same variables.
 
-:meth:`HierarchicalLSTM.model` is that process as a Pyro program with the sites
-of Full NS (``loc_{i}``, ``offset_{i}_{t}``, ``stroke_end_{i}_{t}``,
-``char_end_{i}``). :meth:`HierarchicalLSTM.teacher_forced_distributions` is the
-same distribution over an observed batch, with every LSTM run over whole padded
-sequences (no Python loop over time).
+The hooks below are those four steps; :class:`CharacterModel` runs them as the
+Pyro program with the sites of Full NS, and ``teacher_forced_sites`` gives the same
+distribution over an observed batch, every LSTM run over whole padded sequences
+(no Python loop over time).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyro
 import torch
 from pyro.distributions import Bernoulli
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ..distributions import MaskedSteps, gmm_from_raw
+from ..distributions import gmm_from_raw
 from .base import CharacterModel
-from .batch import (
-    CharacterBatch,
-    StrokeBatch,
-    char_end_site,
-    loc_site,
-    offset_site,
-    stroke_end_site,
-)
+from .batch import CharacterBatch, StrokeBatch
+from .sites import TeacherForcedSite
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, N, hidden)
 
@@ -66,7 +58,7 @@ class HLSTMConfig:
     # stroke model: LSTM, 1 layer (fixed in the paper)
     stroke_hidden: int = 256
     start_embed: int = 64
-    # sampling caps (REFERENCE.md section 8)
+    # caps, part of the model (docs/model.md, "Caps")
     max_strokes: int = 10
     max_steps: int = 50
 
@@ -146,69 +138,45 @@ class HierarchicalLSTM(CharacterModel):
         out, state = self.char_lstm(inp.unsqueeze(1), state)
         return self.char_dropout(out[:, 0]), state
 
-    # ------------------------------------------------ the generative model
-    def model(self, batch_size: int = 1, max_strokes: int | None = None, max_steps: int | None = None):
-        """The H-LSTM as a Pyro program, one site per variable (same sites as Full NS).
+    # ------------------------------------------------ the per-step hooks
+    def begin_character(self, batch_size: int) -> CharacterMemory:
+        """The character LSTM reads the learned "start" input: h before stroke 0."""
+        h, lstm = self._char_step(self.char_start.expand(batch_size, -1), None)
+        return CharacterMemory(h, lstm)
 
-        ``max_strokes`` and ``max_steps`` (default: the config's caps) bound the
-        loops, observed sites included. Returns the drawn characters as a
-        :class:`CharacterBatch` (no canvases).
-        """
-        max_strokes = max_strokes or self.config.max_strokes
-        max_steps = max_steps or self.config.max_steps
-        b = batch_size
-        # `alive` is True while a character has not ended. Characters of a batch
-        # end after different numbers of strokes; a finished character's later
-        # sites are masked out (they score 0 and their values are ignored), so one
-        # batch can hold characters of any lengths.
-        alive = torch.ones(b, dtype=torch.bool, device=self.device)
-        h, state = self._char_step(self.char_start.expand(b, -1), None)  # h (B, H): before stroke 0
-        starts, strokes = [], []
-        with pyro.plate("characters", b):
-            for i in range(max_strokes):
-                start = pyro.sample(loc_site(i), self.location_distribution(h).mask(alive))  # (B, 2)
-                offsets, n_offsets = self._sample_stroke(i, h, start, alive, max_steps)
-                encoded = self.encode_strokes(offsets, n_offsets)  # (B, 2E)
-                h, state = self._char_step(self.char_input(start, encoded), state)  # read stroke i
-                ends = pyro.sample(char_end_site(i), self.termination_distribution(h).mask(alive))
-                starts.append(start)
-                strokes.append((offsets, n_offsets))
-                alive = alive & (ends == 0)
-                if not alive.any():
-                    break
-        return CharacterBatch.from_samples(starts, strokes)
+    def p_loc(self, state: CharacterMemory, i, rows):
+        """1. The start of stroke i, from the character state."""
+        return self.location_distribution(state.h[rows])
 
-    def _sample_stroke(self, i, h, start, alive, max_steps):
-        """Offsets of stroke i, one step at a time. Returns offsets (B, T, 2), counts (B,)."""
-        state = self.stroke_initial_state(h, start)
-        # `drawing` is True while the stroke goes on: a finished stroke's later
-        # offsets and decisions are masked like a finished character's strokes.
-        drawing = alive.clone()
-        prev = torch.zeros_like(start)  # (B, 2): no previous offset at t = 0
-        n_offsets = torch.zeros(start.shape[0], dtype=torch.long, device=start.device)
-        offsets = []
-        k = self.config.n_components
-        for t in range(max_steps):
-            out, state = self.stroke_lstm(prev.unsqueeze(1), state)  # out (B, 1, Hs)
-            raw, end_logit = self.stroke_outputs(out[:, 0])
-            prev = pyro.sample(offset_site(i, t), gmm_from_raw(raw, k).mask(drawing))
-            ends = pyro.sample(stroke_end_site(i, t), Bernoulli(logits=end_logit).mask(drawing))
-            offsets.append(prev)
-            n_offsets = n_offsets + drawing.long()
-            drawing = drawing & (ends == 0)
-            if not drawing.any():
-                break
-        return torch.stack(offsets, 1), n_offsets
+    def begin_stroke(self, state: CharacterMemory, i, rows, start):
+        """2. The stroke LSTM starts from the character state and the start..."""
+        return self.stroke_initial_state(state.h[rows], start)
+
+    def stroke_step(self, stroke: LSTMState, t, prev_offset, going):
+        """... and gives, offset by offset, the next offset and whether the stroke ends."""
+        out, stroke = self.stroke_lstm(prev_offset.unsqueeze(1), stroke)  # out (n, 1, Hs)
+        raw, end_logit = self.stroke_outputs(out[:, 0])
+        return gmm_from_raw(raw, self.config.n_components), Bernoulli(logits=end_logit), stroke
+
+    def end_stroke(self, state: CharacterMemory, i, rows, start, offsets, n_offsets, stroke) -> None:
+        """3. The stroke encoder reads the stroke; the character LSTM reads [start, encoding]."""
+        encoded = self.encode_strokes(offsets, n_offsets)  # (n, 2E)
+        h_c = tuple(x[:, rows] for x in state.lstm)
+        h, (h_n, c_n) = self._char_step(self.char_input(start, encoded), h_c)
+        state.h = state.h.index_put((rows,), h)
+        state.lstm = (state.lstm[0].index_copy(1, rows, h_n), state.lstm[1].index_copy(1, rows, c_n))
+
+    def p_char_end(self, state: CharacterMemory, i, rows, stroke):
+        """4. Does the character end? Read off the state after the stroke."""
+        return self.termination_distribution(state.h[rows])
 
     # ------------------------------------------------- the fast, teacher-forced path
-    def teacher_forced_distributions(self, batch: CharacterBatch):
-        """The distribution and observed value of every teacher-forced site.
+    def teacher_forced_sites(self, batch: CharacterBatch):
+        """Every variable of the batch at once: three LSTM calls over padded sequences.
 
-        All real strokes of the batch (N of them) share one plate "strokes". Three
-        LSTM calls over padded sequences: the stroke encoder over the N strokes
-        (packed), the character LSTM over the S + 1 inputs of each drawing, the
-        stroke LSTM over the T steps of the N strokes. Returns each stroke's
-        drawing index (N,) and ``{site: (distribution with batch shape (N,), value)}``.
+        The stroke encoder over the N real strokes (packed), the character LSTM over
+        the S + 1 inputs of each drawing, the stroke LSTM over the T steps of the N
+        strokes; all strokes share the plate "strokes".
         """
         s = StrokeBatch.from_characters(batch)
         b, n_strokes = batch.stroke_mask.shape
@@ -227,10 +195,20 @@ class HierarchicalLSTM(CharacterModel):
         steps, _ = self.stroke_lstm(prev, self.stroke_initial_state(h_before, s.starts))
         raw, end_logits = self.stroke_outputs(steps)  # (N, T, 6K), (N, T)
         k = self.config.n_components
-        sites = {
-            "loc": (self.location_distribution(h_before), s.starts),
-            "offsets": (MaskedSteps(gmm_from_raw(raw, k), s.step_mask), s.offsets),
-            "stroke_ends": (MaskedSteps(Bernoulli(logits=end_logits), s.step_mask), s.stroke_ends),
-            "char_end": (self.termination_distribution(h_after), s.char_ends),
-        }
-        return s.drawing, sites
+        every = torch.ones_like(s.index, dtype=torch.bool)  # (N,)
+        stroke, step = s.index.unsqueeze(-1), torch.arange(s.offsets.shape[1], device=every.device)
+        return s.drawing, [
+            TeacherForcedSite("loc", self.location_distribution(h_before), s.starts, every, s.index),
+            TeacherForcedSite("offset", gmm_from_raw(raw, k), s.offsets, s.step_mask, stroke, step),
+            TeacherForcedSite("stroke_end", Bernoulli(logits=end_logits), s.stroke_ends, s.step_mask,
+                              stroke, step),  # fmt: skip
+            TeacherForcedSite("char_end", self.termination_distribution(h_after), s.char_ends, every, s.index),
+        ]
+
+
+@dataclass
+class CharacterMemory:
+    """What the H-LSTM remembers of the strokes drawn so far: the character LSTM's state."""
+
+    h: torch.Tensor  # (B, H) its output (after dropout): what the location and termination MLPs read
+    lstm: LSTMState  # (h, c), each (layers, B, H)

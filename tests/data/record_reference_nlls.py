@@ -21,10 +21,10 @@ MODELS = ("full-ns", "hlstm", "baseline", "bpl")
 
 
 def main() -> None:
-    from pyrochar.batching import BatchSource
     from pyrochar.checkpoint import load_pretrained
+    from pyrochar.data.loader import BatchSource
     from pyrochar.data.prepare import prepare_dataset
-    from pyrochar.infer import score
+    from pyrochar.scoring import score
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as cache:
