@@ -10,10 +10,12 @@ ends some of those four do not exist (``j`` outside ``[0, n - 1]``), so the weig
 are divided by their sum (unclamped knots: the curve starts at ``0.8 cp[0] + 0.2
 cp[1]``, not at ``cp[0]``). A single control point is a single point.
 
+:func:`corrected_weights` gives those four weights (numpy or torch); with them
 :func:`evaluate` computes the points in torch for a padded batch of strokes (the
-renderer's evaluator); :func:`basis` is the same weights as a dense (m, n) numpy
-matrix, computed by :func:`evaluate` itself (the points of the identity's rows), for
-the least-squares fits of :mod:`pyrochar.splines`.
+renderer, the models' end points), :func:`band` and :func:`basis` give the basis
+in numpy, by rows of four weights or as a dense (m, n) matrix, for the
+least-squares fits of :mod:`pyrochar.splines`. All of them give the same weights
+to the bit (tests/test_bspline.py).
 """
 
 from __future__ import annotations
