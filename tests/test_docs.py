@@ -70,3 +70,14 @@ def test_python_blocks_run(page, tmp_path, monkeypatch, one_thread):
             continue  # no-run, with its reason
         # the file name in a traceback points at the page and the fence's line
         exec(compile("\n" * line + code, f"{_rel(page)}", "exec"), namespace)
+
+
+def test_nothing_cites_a_design_note_outside_the_repository():
+    """The facts the code relies on are written in docs/; no file points outside."""
+    outside = "REFERENCE" + ".md"  # the design note beside the checkout, never shipped
+    texts = [REPO / "README.md", REPO / "pyproject.toml"]
+    for folder in ("pyrochar", "cli", "docs", "tests", "benchmarks", "examples"):
+        texts += [p for p in (REPO / folder).rglob("*") if p.suffix in (".py", ".md", ".toml", ".txt")
+                  and "data" not in p.relative_to(REPO).parts[:2]]
+    citing = [_rel(p) for p in texts if outside in p.read_text(errors="replace")]
+    assert citing == []
