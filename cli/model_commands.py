@@ -207,6 +207,8 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
     if len(ds) == 0:
         raise PyrocharError("no drawing left to score")
     model = _load_model(model_name, checkpoint, device).set_precision(precision)
+    if partial is None:
+        ds = _within_caps(model, ds)
     if partial is not None:
         goes_on = partial_stroke != "any"
         _score_partial(model, ds, partial, prefix_points or 0, goes_on, batch_size, device, per_drawing,
@@ -228,6 +230,23 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
     if per_drawing:
         for row in summary["per_drawing"]:
             click.echo(f"{row['nll']:9.3f}  {row['drawing']}")
+
+
+def _within_caps(model, ds):
+    """The drawings the model can draw; the others (beyond its caps) named and left out."""
+    beyond = {}
+    for d in range(len(ds)):
+        strokes = ds.starts_offsets(d)
+        problem = model.caps_problem(len(strokes), max((len(o) for _, o in strokes), default=0))
+        if problem:
+            beyond[d] = problem
+    for d, problem in beyond.items():
+        click.echo(f"not scored ({problem}): {ds.key(d)}", err=True)
+    if not beyond:
+        return ds
+    if len(beyond) == len(ds):
+        raise PyrocharError(f"no drawing left to score: {next(iter(beyond.values()))}")
+    return ds.select([d for d in range(len(ds)) if d not in beyond])
 
 
 def _score_partial(model, ds, keep, prefix_points, goes_on, batch_size, device, per_drawing, as_json):

@@ -127,7 +127,13 @@ def path_length(xy: np.ndarray) -> float:
     p = _xy(xy)
     if len(p) < 2:
         return 0.0
-    return float(np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1)).sum())
+    return float(_segment_lengths(p).sum())
+
+
+def _segment_lengths(p: np.ndarray) -> np.ndarray:
+    """(k, 2) points -> (k - 1,) distances; inf (not a warning) where their squares overflow."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))
 
 
 def _check_finite(value: float) -> None:
@@ -154,12 +160,12 @@ def resample_by_arclength(
     p = _xy(xy)  # (k, 2)
     if len(p) == 0:
         raise ValueError("cannot resample an empty stroke")
-    seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))  # (k-1,)
+    seg = _segment_lengths(p)  # (k-1,)
     while len(seg) and (seg < DUPLICATE_TOLERANCE).any():
         keep = np.ones(len(p), dtype=bool)
         keep[1:] = seg >= DUPLICATE_TOLERANCE
         p = p[keep]
-        seg = np.sqrt((np.diff(p, axis=0) ** 2).sum(axis=1))
+        seg = _segment_lengths(p)
     if len(p) == 1:
         _check_finite(float(p.sum()))
         return np.repeat(p, 2, axis=0)  # (2, 2)

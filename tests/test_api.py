@@ -231,3 +231,11 @@ def test_checkers_for_the_internal_functions():
         check_batch(empty)
     good = [[np.zeros((3, 2)), np.ones((1, 2))]]
     assert check_control_points(good) == good
+
+
+def test_score_names_a_drawing_beyond_the_models_caps():
+    model = pyrochar.load_pretrained("bpl")
+    twelve = Drawing([np.array([[20.0, -10.0 - 7 * i, 0.0], [50.0, -10.0 - 7 * i, 1.0]]) for i in range(12)],
+                     source="twelve.json")
+    with pytest.raises(ValueError, match="twelve.json has 12 strokes"):
+        pyrochar.score(model, [twelve])

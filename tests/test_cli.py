@@ -342,4 +342,10 @@ def test_complete_beyond_the_stroke_cap_is_refused_clearly(run, tmp_path):
     res = run("complete", path, "--strokes", 11, "-n", 2, "-o", tmp_path / "c.png", ok=False)
     _one_error_line(res, "11 stroke", "at most 10")
     res = run("score", path, ok=False)
-    _one_error_line(res, "12 strokes", "10")
+    assert "not scored (12 strokes" in res.output and "at most 10" in res.output
+    assert "Error: no drawing left to score" in res.output
+    # beside a drawing the model can draw, the long one is left out and named
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"format": "pyrochar-drawing", "version": 1, "strokes": strokes[:2]}))
+    res = run("score", good, path, "--per-drawing")
+    assert "not scored (12 strokes" in res.output and "good" in res.output

@@ -229,23 +229,26 @@ class CharacterModel(nn.Module):
         return torch.stack(offsets, 1), n_offsets, stroke
 
     # ------------------------------------------------ the teacher-forced program
+    def caps_problem(self, n_strokes: int, max_offsets: int) -> str | None:
+        """Why a drawing of ``n_strokes`` strokes, the longest with ``max_offsets``
+        offsets, is beyond the model's caps (it has probability 0), or None."""
+        c = self.config
+        if n_strokes > c.max_strokes:
+            return (f"{n_strokes} strokes; the {self.name} model draws at most {c.max_strokes} "
+                    "(its max_strokes cap)")  # fmt: skip
+        if max_offsets > c.max_steps:
+            return (f"a stroke of {max_offsets + 1} control points; the {self.name} model draws "
+                    f"at most {c.max_steps + 1} per stroke (its max_steps cap)")  # fmt: skip
+        return None
+
     def check_caps(self, batch: CharacterBatch) -> None:
         """Raise :class:`CapsExceeded` if a drawing of ``batch`` is longer than the caps."""
-        c = self.config
         if batch.batch_size == 0:
             return
-        n_strokes = int(batch.n_strokes.max())
         n_offsets = int(batch.n_offsets.max()) if batch.n_offsets.numel() else 0
-        if n_strokes > c.max_strokes:
-            raise CapsExceeded(
-                f"a drawing has {n_strokes} strokes; the {self.name} model draws at most "
-                f"{c.max_strokes} (its max_strokes cap): it cannot score or condition on it"
-            )
-        if n_offsets > c.max_steps:
-            raise CapsExceeded(
-                f"a stroke has {n_offsets + 1} control points; the {self.name} model draws at "
-                f"most {c.max_steps + 1} per stroke (its max_steps cap of {c.max_steps} offsets)"
-            )
+        problem = self.caps_problem(int(batch.n_strokes.max()), n_offsets)
+        if problem:
+            raise CapsExceeded(f"a drawing has {problem}: it cannot score or condition on it")
 
     def teacher_forced_model(self, batch: CharacterBatch) -> torch.Tensor:
         """The teacher-forced Pyro program: every variable of ``batch`` observed.
