@@ -84,9 +84,9 @@ class CharacterModel(nn.Module):
     #: the plate of the teacher-forced program ("strokes" or "characters")
     teacher_forced_plate: ClassVar[str] = "characters"
 
-    def __init__(self, config):
+    def __init__(self, config=None):
         super().__init__()
-        self.config = config
+        self.config = self.config_class() if config is None else config  # the defaults
 
     @property
     def device(self) -> torch.device:

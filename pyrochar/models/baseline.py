@@ -95,9 +95,8 @@ class BaselineLSTM(CharacterModel):
     uses_canvases = False
 
     def __init__(self, config: BaselineConfig | None = None):
-        config = config or BaselineConfig()
         super().__init__(config)
-        c = config
+        c = self.config
         # input: previous move (2) + previous pen state, one-hot (3)
         self.lstm = nn.LSTM(
             5, c.hidden, c.layers, batch_first=True, dropout=c.dropout if c.layers > 1 else 0.0

@@ -104,9 +104,8 @@ class BPLPrior(CharacterModel):
     uses_canvases = False
 
     def __init__(self, config: BPLConfig | None = None):
-        config = config or BPLConfig()
         super().__init__(config)
-        c = config
+        c = self.config
         k = c.n_components
         # raw GMM rows: K logits, 2K means, 2K log scales (pre-bounding), K correlations
         self.location_raw = nn.Parameter(torch.zeros(c.location_slots, 6 * k))

@@ -79,11 +79,10 @@ class GenerateCharacter(CharacterModel):
     uses_canvases = True
 
     def __init__(self, config: FullNSConfig | None = None):
-        config = config or FullNSConfig()
         super().__init__(config)
-        self.location = LocationNet(config)
-        self.stroke = StrokeNet(config)
-        self.termination = TerminationNet(config)
+        self.location = LocationNet(self.config)
+        self.stroke = StrokeNet(self.config)
+        self.termination = TerminationNet(self.config)
         # User priors replacing a network (pyrochar.priors); a plain dict, so they
         # are not part of the model's weights.
         self.priors: dict[str, object] = {}

@@ -72,9 +72,8 @@ class HierarchicalLSTM(CharacterModel):
     uses_canvases = False
 
     def __init__(self, config: HLSTMConfig | None = None):
-        config = config or HLSTMConfig()
         super().__init__(config)
-        c = config
+        c = self.config
         k = c.n_components
         enc_out = 2 * c.encoder_hidden  # final forward and backward states
         char_in = 2 + enc_out  # [previous start, encoded previous stroke]
