@@ -14,7 +14,8 @@ import torch
 
 from pyrochar import load_pretrained, splines
 from pyrochar.data.jsonio import read_drawing_file
-from pyrochar.models.batch import CharacterBatch, site_type
+from pyrochar.models.batch import CharacterBatch
+from pyrochar.models.sites import site_variable
 from pyrochar.sampling import sample_batch
 
 model = load_pretrained("full-ns")
@@ -29,16 +30,15 @@ else:
 # Condition the per-step Pyro model on every site of the drawing and trace it.
 conditioned = poutine.condition(model.model, data=batch.condition_dict())
 with torch.no_grad():
-    trace = poutine.trace(conditioned).get_trace(
-        batch_size=1, max_strokes=batch.starts.shape[1], max_steps=batch.offsets.shape[2]
-    )
+    trace = poutine.trace(conditioned).get_trace(batch_size=1)
 trace.compute_log_prob()
 totals = {}
 print(f"{'site':<18} {'log p':>9}")
 for name, site in trace.nodes.items():
-    if site["type"] == "sample" and site_type(name):
+    # the drawing's sites; the masked padding sites up to the model's caps score 0
+    if site["type"] == "sample" and site_variable(name) and not site["infer"].get("padding"):
         lp = float(site["log_prob"].sum())
-        totals[site_type(name)] = totals.get(site_type(name), 0.0) + lp
+        totals[site_variable(name)] = totals.get(site_variable(name), 0.0) + lp
         print(f"{name:<18} {lp:9.3f}")
 print(f"\n{int(batch.n_strokes[0])} strokes; NLL {-sum(totals.values()):.3f} nats")
 for kind, lp in totals.items():
