@@ -71,7 +71,7 @@ def stats(source, alphabets, strict, as_json):
     ds = prepare_dataset(resolve_source(source), strict=strict, alphabets=parse_alphabets(alphabets),
                          progress=not as_json)
     s = ds.stats()
-    keys = ["alphabets", "characters", "drawings", "skipped", "strokes_per_character",
+    keys = ["alphabets", "characters", "drawings", "skipped", "strokes_per_drawing",
             "control_points_per_stroke_mean", "control_points_per_stroke_median",
             "control_points_per_stroke_max", "empty_after_filter"]
     if as_json:
@@ -84,7 +84,7 @@ def stats(source, alphabets, strict, as_json):
     click.echo(f"skipped files             {s['skipped']}")
     click.echo(f"left empty (< 20 px)      {s['empty_after_filter']}")
     click.echo(f"strokes kept              {s['strokes']}")
-    click.echo(f"strokes per character     {s['strokes_per_character']:.2f}")
+    click.echo(f"strokes per drawing       {s['strokes_per_drawing']:.2f}")
     click.echo(f"control points per stroke mean {s['control_points_per_stroke_mean']:.2f}, "
                f"median {s['control_points_per_stroke_median']:g}, "
                f"max {s['control_points_per_stroke_max']}")
@@ -110,6 +110,8 @@ def show(source, alphabet, character, drawer, file_, out):
     if file_ is not None:
         drawings = read_drawing_file(file_)
         drawing = drawings[0]
+        if len(drawings) > 1:
+            click.echo(f"{file_} holds {len(drawings)} drawings: showing the first", err=True)
     else:
         if alphabet is None or character is None:
             raise click.UsageError("give --alphabet and --character (and --drawer), or --file")

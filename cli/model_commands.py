@@ -399,7 +399,10 @@ def complete(input_file, model_name, checkpoint, keep, prefix_points, n, tempera
     from pyrochar.data.jsonio import read_drawing_file
     from pyrochar.viz import completion_grid, save_image
 
-    drawing = read_drawing_file(input_file)[0]
+    drawings = read_drawing_file(input_file)
+    if len(drawings) > 1:
+        click.echo(f"{input_file} holds {len(drawings)} drawings: completing the first", err=True)
+    drawing = drawings[0]
     controls = prefix_controls(drawing, keep, prefix_points, names=("--strokes", "--prefix-points"))
     model = _load_model(model_name, checkpoint, device)
     chars = complete_controls(model, controls, keep, prefix_points, n, temperature, seed)

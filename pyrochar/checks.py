@@ -27,6 +27,7 @@ from .errors import PyrocharError
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by pyro.set_rng_seed) takes [0, 2**32 - 1]
 MAX_SAMPLES = 10000  # characters per call of sampling (the CLI's `sample -n` limit)
 MAX_COMPLETIONS = 1000  # completions per call (the CLI's `complete -n` limit)
+TEMPERATURE_MIN = 1e-3  # below, tempered mixture weights and variances leave float32's range
 TEMPERATURE_MAX = 100.0  # far above any useful temperature: at 100 samples are noise off the canvas
 # What pillow writes, by extension (the figures and grids are RGB images).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
@@ -84,13 +85,13 @@ def check_seed(seed, name: str = "seed") -> int | None:
 
 
 def check_temperature(value, name: str = "temperature") -> float:
-    """A finite sampling temperature in (0, TEMPERATURE_MAX] -> float."""
+    """A sampling temperature in [TEMPERATURE_MIN, TEMPERATURE_MAX] -> float."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(f"{name} must be a number, got {_kind(value)}")
     value = float(value)
-    if not math.isfinite(value) or not 0 < value <= TEMPERATURE_MAX:
+    if not math.isfinite(value) or not TEMPERATURE_MIN <= value <= TEMPERATURE_MAX:
         raise ArgumentValueError(
-            f"{name} must be a finite number in (0, {TEMPERATURE_MAX:g}], got {value:g}; "
+            f"{name} must be a number in [{TEMPERATURE_MIN:g}, {TEMPERATURE_MAX:g}], got {value:g}; "
             "1 samples from the model itself, lower values draw more typical characters"
         )
     return value

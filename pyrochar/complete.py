@@ -89,8 +89,9 @@ def _prefix_caps(model: CharacterModel, keep_strokes: int, prefix_points: int) -
     need = int(keep_strokes) + (1 if prefix_points else 0)
     cap = model.config.max_strokes
     if need > cap:
+        what = f"{keep_strokes} stroke(s)" + (" and part of the next" if prefix_points else "")
         raise CapsExceeded(
-            f"cannot keep {need} stroke(s): the {model.name} model draws at most {cap} strokes "
+            f"cannot keep {what}: the {model.name} model draws at most {cap} strokes "
             "(its max_strokes cap); keep fewer strokes"
         )
     if prefix_points and prefix_points - 1 > model.config.max_steps:

@@ -170,6 +170,7 @@ class RowSubset(TorchDistribution):
         return self.base.support
 
     def log_prob(self, value):
+        value = value.expand(self.batch_shape + self.event_shape)  # an observed (1, ...) value too
         lp = self.base.log_prob(value[self.rows])  # (n,)
         return lp.new_zeros(self.size).index_put((self.rows,), lp)
 

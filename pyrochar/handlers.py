@@ -96,8 +96,15 @@ class SwapSitesMessenger(Messenger):
 
     def __init__(self, sites: dict):
         super().__init__()
-        if not isinstance(sites, dict) or not all(callable(f) for f in sites.values()):
-            raise TypeError("swap_sites takes a dict {pattern: f(name, original) -> distribution}")
+        from torch.distributions import Distribution
+
+        if not isinstance(sites, dict) or not all(
+            callable(f) and not isinstance(f, Distribution) for f in sites.values()
+        ):
+            raise TypeError(
+                "swap_sites takes a dict {pattern: f(name, original) -> distribution}; to put a "
+                "fixed distribution d at a site, pass lambda name, original: d"
+            )
         self.sites = {(f"{p}_*" if p in VARIABLES else p): f for p, f in sites.items()}
 
     def _pyro_sample(self, msg):

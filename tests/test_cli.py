@@ -24,7 +24,7 @@ def test_stats_json_on_the_shared_data(run, omniglot_root):
         "characters": 203,
         "drawings": 4060,
         "skipped": 0,
-        "strokes_per_character": pytest.approx(9382 / 4059),
+        "strokes_per_drawing": pytest.approx(9382 / 4059),
         "control_points_per_stroke_mean": pytest.approx(5.06, abs=0.005),
         "control_points_per_stroke_median": 4.0,
         "control_points_per_stroke_max": 32,
@@ -211,7 +211,8 @@ def _one_error_line(res, *texts):
 
 BAD_OPTIONS = [
     ("--temperature", "nan"), ("--temperature", "inf"), ("--temperature", "-inf"), ("--temperature", "-1"),
-    ("--temperature", "1000"), ("--seed", "-1"), ("--seed", str(2**70)), ("--seed", str(2**32)),
+    ("--temperature", "1000"), ("--temperature", "1e-300"), ("--seed", "-1"), ("--seed", str(2**70)),
+    ("--seed", str(2**32)),
 ]
 
 

@@ -19,7 +19,7 @@ def test_shared_statistics_match_the_independent_implementation(shared_prepared)
     assert s["alphabets"] == 6 and s["characters"] == 203
     assert s["drawings"] == 4060 and s["skipped"] == 0 and s["empty_after_filter"] == 1
     assert s["strokes"] == 9382
-    assert round(s["strokes_per_character"], 2) == 2.31
+    assert round(s["strokes_per_drawing"], 2) == 2.31
     assert round(s["control_points_per_stroke_mean"], 2) == 5.06
     assert s["control_points_per_stroke_median"] == 4
     assert s["control_points_per_stroke_max"] == 32

@@ -213,3 +213,20 @@ def test_public_functions_check_their_arguments(model, greek_source):
     for call, error in wrong:
         with pytest.raises(error):
             call()
+
+
+def test_conditioning_many_characters_on_one_drawings_values(model, greek_source):
+    """Values observed for one drawing (1, ...) hold for every character of the batch."""
+    one = _batch(model, greek_source, [12])
+    data = {k: v for k, v in one.condition_dict().items() if k in ("loc_0", "offset_0_0")}
+    tr = poutine.trace(poutine.condition(model.model, data=data)).get_trace(batch_size=4)
+    out = tr.nodes["_RETURN"]["value"]
+    assert torch.equal(out.starts[:, 0], one.starts[0, 0].expand(4, 2))
+    assert torch.isfinite(tr.log_prob_sum())
+    with pytest.raises(PyrocharError, match="loc_0 has shape"):
+        poutine.trace(poutine.condition(model.model, data={"loc_0": torch.zeros(3, 2)})).get_trace(batch_size=4)
+
+
+def test_swap_sites_wants_functions():
+    with pytest.raises(TypeError, match="lambda name, original"):
+        swap_sites(sites={"loc_0": dist.Normal(0.0, 1.0)})

@@ -175,7 +175,7 @@ class PreparedDataset:
             "skipped": len(self.skipped),
             "empty_after_filter": len(self.empty_after_filter),
             "strokes": int(len(sizes)),
-            "strokes_per_character": float(len(sizes) / kept) if kept else 0.0,
+            "strokes_per_drawing": float(len(sizes) / kept) if kept else 0.0,
             "control_points_per_stroke_mean": float(sizes.mean()) if len(sizes) else 0.0,
             "control_points_per_stroke_median": float(np.median(sizes)) if len(sizes) else 0.0,
             "control_points_per_stroke_max": int(sizes.max()) if len(sizes) else 0,

@@ -346,13 +346,15 @@ class _PerStepSites:
 
     def sample(self, variable, fn, rows, active, i, t=None):
         infer = {"variable": variable, "stroke": i, "step": t}
-        return pyro.sample(site_name(variable, i, t), self._whole(fn, rows).mask(active), infer=infer)
+        fn = self._whole(fn, rows).mask(active)
+        return self._per_row(pyro.sample(site_name(variable, i, t), fn, infer=infer), fn, variable, i, t)
 
     def decide(self, variable, fn, rows, active, i, t=None, certain=False):
         infer = {"variable": variable, "stroke": i, "step": t, "certain": certain}
         if certain:
             fn = dist.Delta(torch.ones(len(rows), device=self.zeros1.device))
-        value = pyro.sample(site_name(variable, i, t), self._whole(fn, rows).mask(active), infer=infer)
+        fn = self._whole(fn, rows).mask(active)
+        value = self._per_row(pyro.sample(site_name(variable, i, t), fn, infer=infer), fn, variable, i, t)
         if certain and bool(((value == 0) & active).any()):
             what = "strokes" if variable == "char_end" else f"offsets in stroke {i}"
             raise CapsExceeded(
@@ -361,6 +363,20 @@ class _PerStepSites:
                 "or score fewer strokes)"
             )
         return value
+
+    def _per_row(self, value, fn, variable, i, t):
+        """A value with one row per character: an observed value for one drawing (1, ...)
+        or without the batch dimension is broadcast; any other shape is a clear error."""
+        shape = fn.batch_shape + fn.event_shape
+        if value.shape == shape:
+            return value
+        try:
+            return value.expand(shape)
+        except RuntimeError:
+            raise PyrocharError(
+                f"the observed value of {site_name(variable, i, t)} has shape {tuple(value.shape)}; "
+                f"the model draws {tuple(shape)} (batch_size rows, or one row for all)"
+            ) from None
 
     def pad_steps(self, i, t0, max_steps):
         for t in range(t0, max_steps):
