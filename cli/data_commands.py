@@ -107,6 +107,9 @@ def show(source, alphabet, character, drawer, file_, out):
     from pyrochar.models.full_ns import stroke_canvases
     from pyrochar.viz import data_figure, save_image
 
+    if file_ is not None and (source is not None or alphabet is not None or character is not None):
+        raise click.UsageError("--file shows a drawing file; --source, --alphabet and --character "
+                               "pick an Omniglot drawing instead: give one or the other")
     if file_ is not None:
         drawings = read_drawing_file(file_)
         drawing = drawings[0]

@@ -350,3 +350,12 @@ def test_complete_beyond_the_stroke_cap_is_refused_clearly(run, tmp_path):
     good.write_text(json.dumps({"format": "pyrochar-drawing", "version": 1, "strokes": strokes[:2]}))
     res = run("score", good, path, "--per-drawing")
     assert "not scored (12 strokes" in res.output and "good" in res.output
+
+
+def test_show_refuses_a_file_together_with_an_omniglot_pick(run, tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"format": "pyrochar-drawing", "version": 1,
+                                "strokes": [[[20.0, -10.0], [60.0, -30.0]]]}))
+    res = run("data", "show", "--file", path, "--alphabet", "Latin", "-o", tmp_path / "x.png", ok=False)
+    _one_error_line(res, "--file", "--alphabet")
+    run("data", "show", "--file", path, "-o", tmp_path / "x.png")

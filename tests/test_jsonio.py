@@ -169,7 +169,7 @@ BAD_DOCS = [
         "bad-version",
         {"format": "pyrochar-drawing", "version": 2, "strokes": GOOD_STROKES},
         "version",
-        "unsupported version",
+        "knows version 1, got the number 2",
     ),
     (
         "bad-label",
@@ -361,3 +361,16 @@ def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path: Path) -> None:
         f"{zero}: not a regular file (a pipe, device or socket); only regular files are read "
         "as drawings",
     ]
+
+
+def test_a_boolean_version_or_a_missing_format_is_named(tmp_path):
+    from pyrochar.data.jsonio import read_drawing_file
+    from pyrochar.errors import PyrocharError
+
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps({"format": "pyrochar-drawing", "version": True, "strokes": GOOD_STROKES}))
+    with pytest.raises(PyrocharError, match="got a boolean"):
+        read_drawing_file(p)
+    p.write_text(json.dumps({"version": 1, "strokes": GOOD_STROKES}))
+    with pytest.raises(PyrocharError, match='no "format" key'):
+        read_drawing_file(p)

@@ -145,12 +145,14 @@ def _check_header(obj: dict, expected_format: str, where: str) -> None:
     if fmt != expected_format:
         raise _Invalid(
             f"{where}.format" if where else "format",
-            f"expected {expected_format!r}, got {_describe(fmt)}",
+            f"expected {expected_format!r}, got "
+            + (_describe(fmt) if "format" in obj else "no \"format\" key"),
         )
     version = obj.get("version", VERSION if where else None)
-    if version != VERSION:
+    if isinstance(version, bool) or version != VERSION:
         at = f"{where}.version" if where else "version"
-        raise _Invalid(at, f"unsupported version {_describe(version)}: this reader knows {VERSION}")
+        got = _describe(version) if "version" in obj else "no \"version\" key"
+        raise _Invalid(at, f"this reader knows version {VERSION}, got {got}")
 
 
 def _parse_drawing(obj: Any, where: str) -> tuple[list[np.ndarray], str | None]:
@@ -184,7 +186,8 @@ def _parse_document(doc: Any) -> list[tuple[list[np.ndarray], str | None]]:
     if doc.get("format") != FORMAT_ONE:
         raise _Invalid(
             "format",
-            f"expected {FORMAT_ONE!r} or {FORMAT_MANY!r}, got {_describe(doc.get('format'))}",
+            f"expected {FORMAT_ONE!r} or {FORMAT_MANY!r}, got "
+            + (_describe(doc["format"]) if "format" in doc else 'no "format" key'),
         )
     return [_parse_drawing(doc, "")]
 

@@ -258,6 +258,10 @@ class PreparedDataset:
                 recorded = str(info["content_sha256"])
         except FileNotFoundError:
             raise PyrocharError(f"prepared dataset {path} does not exist") from None
+        except KeyError as e:  # written by an older pyrochar, or not by pyrochar
+            raise PyrocharError(
+                f"{path} is not a prepared dataset of this pyrochar version (it has no {e} entry)"
+            ) from None
         except Exception as e:  # corrupted or foreign file
             raise PyrocharError(
                 f"{path} is not a readable prepared dataset ({e}); delete it and run "
