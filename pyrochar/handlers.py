@@ -25,6 +25,7 @@ address both.
 
 from __future__ import annotations
 
+import warnings
 from fnmatch import fnmatchcase
 
 import torch
@@ -106,9 +107,26 @@ class SwapSitesMessenger(Messenger):
                 "fixed distribution d at a site, pass lambda name, original: d"
             )
         self.sites = {(f"{p}_*" if p in VARIABLES else p): f for p, f in sites.items()}
+        self._matched: set[str] = set()
+        self._seen_a_site = False
+
+    def __enter__(self):
+        self._matched, self._seen_a_site = set(), False
+        return super().__enter__()
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        unmatched = [p for p in self.sites if p not in self._matched]
+        if exc_type is None and self._seen_a_site and unmatched:
+            warnings.warn(
+                f"swap_sites: the pattern(s) {', '.join(map(repr, unmatched))} matched no site of "
+                "the program (site names: loc_{i}, offset_{i}_{t}, stroke_end_{i}_{t}, char_end_{i})",
+                stacklevel=2,
+            )
+        return super().__exit__(exc_type, exc_value, traceback)
 
     def _pyro_sample(self, msg):
         info = msg.get("infer") or {}
+        self._seen_a_site = True
         if info.get("certain") or info.get("padding"):
             return
         name = msg["name"]
@@ -117,6 +135,7 @@ class SwapSitesMessenger(Messenger):
             return
         for pattern, make in self.sites.items():
             if fnmatchcase(name, pattern):
+                self._matched.add(pattern)
                 base, mask, k = _unwrap(msg["fn"])
                 msg["fn"] = _rewrap(_like(make(name, base), base), mask, k)
                 return
@@ -141,6 +160,7 @@ class SwapSitesMessenger(Messenger):
             )  # fmt: skip
             if not table.any():
                 continue
+            self._matched.add(pattern)
             chosen = table[stroke, 0 if step is None else step] & ~claimed
             if not chosen.any():
                 continue

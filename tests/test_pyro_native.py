@@ -230,3 +230,18 @@ def test_conditioning_many_characters_on_one_drawings_values(model, greek_source
 def test_swap_sites_wants_functions():
     with pytest.raises(TypeError, match="lambda name, original"):
         swap_sites(sites={"loc_0": dist.Normal(0.0, 1.0)})
+
+
+def test_swap_sites_warns_about_a_pattern_that_matches_nothing(model, greek_source):
+    batch = _batch(model, greek_source, range(3))
+    normal = lambda name, d: dist.Normal(torch.zeros(2), 1.0).to_event(1)  # noqa: E731
+    with pytest.warns(UserWarning, match="'locs_\\*' matched no site"), torch.no_grad():
+        with swap_sites(sites={"locs_*": normal}):
+            log_likelihood(model, batch)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with swap_sites(sites={"loc_*": normal}), torch.no_grad():
+            log_likelihood(model, batch)
+            log_likelihood_per_step(model, batch)
