@@ -234,12 +234,9 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
 
 def _within_caps(model, ds):
     """The drawings the model can draw; the others (beyond its caps) named and left out."""
-    beyond = {}
-    for d in range(len(ds)):
-        strokes = ds.starts_offsets(d)
-        problem = model.caps_problem(len(strokes), max((len(o) for _, o in strokes), default=0))
-        if problem:
-            beyond[d] = problem
+    from pyrochar.scoring import beyond_caps
+
+    beyond = beyond_caps(model, ds)
     for d, problem in beyond.items():
         click.echo(f"not scored ({problem}): {ds.key(d)}", err=True)
     if not beyond:

@@ -161,6 +161,7 @@ def score(model, drawings, batch_size: int = 200):
 
     from .data.loader import BatchSource
     from .data.prepare import build_prepared
+    from .scoring import beyond_caps
     from .scoring import score as score_source
 
     check_model(model)
@@ -172,11 +173,8 @@ def score(model, drawings, batch_size: int = 200):
             f"{len(ds.empty_after_filter)} drawing(s) have every stroke shorter than 20 px, "
             f"nothing to score: {', '.join(ds.empty_after_filter[:5])}; leave them out"
         )
-    for d in range(len(ds)):
-        strokes = ds.starts_offsets(d)
-        problem = model.caps_problem(len(strokes), max((len(o) for _, o in strokes), default=0))
-        if problem:
-            raise ArgumentValueError(f"{ds.key(d)} has {problem}: it cannot be scored; leave it out")
+    for d, problem in beyond_caps(model, ds).items():
+        raise ArgumentValueError(f"{ds.key(d)} has {problem}: it cannot be scored; leave it out")
     src = BatchSource(ds, with_canvases=model.uses_canvases, device=model.device)
     with torch.no_grad():
         return score_source(model, src, batch_size)

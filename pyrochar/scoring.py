@@ -68,6 +68,18 @@ def log_likelihood_per_step(model: CharacterModel, batch: CharacterBatch):
     return _per_drawing(trace, None, batch.batch_size)
 
 
+def beyond_caps(model: CharacterModel, dataset) -> dict[int, str]:
+    """The drawings of a ``PreparedDataset`` longer than the model's caps (probability 0):
+    {index: why}. Scoring them raises :class:`~pyrochar.models.base.CapsExceeded`."""
+    out = {}
+    for d in range(len(dataset)):
+        strokes = dataset.starts_offsets(d)
+        problem = model.caps_problem(len(strokes), max((len(o) for _, o in strokes), default=0))
+        if problem:
+            out[d] = problem
+    return out
+
+
 @dataclass
 class Scores:
     """NLL per drawing (nats, normalized units) and its breakdown by variable."""
