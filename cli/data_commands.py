@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -121,8 +122,7 @@ def show(source, alphabet, character, drawer, file_, out):
         loaded = load_omniglot(resolve_source(source), alphabets=[alphabet])
         found = [d for d in loaded.drawings if d.character == character and d.drawer == drawer]
         if not found:
-            raise PyrocharError(
-                f"no drawing {alphabet} character {character} drawer {drawer} in the source")
+            raise PyrocharError(_missing_drawing(loaded.skipped, alphabet, character, drawer))
         drawing = found[0]
     controls = [splines.to_normalized(cp) for cp in splines.preprocess_drawing(drawing.strokes)]
     if controls:
@@ -133,6 +133,17 @@ def show(source, alphabet, character, drawer, file_, out):
         click.echo("note: every stroke is shorter than 20 px; nothing is kept", err=True)
     save_image(data_figure([s[:, :2] for s in drawing.strokes], controls, canvas), out, "--out")
     click.echo(f"wrote {out} ({len(drawing.strokes)} raw strokes, {len(controls)} splines)")
+
+
+def _missing_drawing(skipped, alphabet: str, character: int, drawer: int) -> str:
+    """The message for a drawing not in the source: the file's own problem when it
+    was there but skipped as bad, else that no such drawing exists."""
+    wanted = re.compile(rf"character{character:02d}[/\\][0-9]{{4}}_{drawer:02d}\.txt")
+    for s in skipped:
+        if wanted.search(s.source):
+            return (f"{alphabet} character {character} drawer {drawer} could not be read "
+                    f"({s.reason}); fix or replace {s.source}")
+    return f"no drawing {alphabet} character {character} drawer {drawer} in the source"
 
 
 @data.command()

@@ -74,6 +74,20 @@ def test_show_writes_a_picture(run, fixture_root, tmp_path):
     assert "no drawing" in res.output
 
 
+def test_show_names_a_bad_file_it_skipped(run, fixture_root, tmp_path):
+    """A drawing whose file is there but unreadable: the message says so, not "no drawing"."""
+    import shutil
+
+    root = tmp_path / "omniglot"
+    shutil.copytree(fixture_root, root)
+    bad = next((root / "strokes_background" / "Greek" / "character03").glob("*_07.txt"))
+    bad.write_text("START\nnot,a,number\nBREAK\n")
+    res = run("data", "show", "--source", root, "--alphabet", "Greek", "--character", 3,
+              "--drawer", 7, "-o", tmp_path / "x.png", ok=False)
+    assert "could not be read" in res.output and bad.name in res.output
+    assert "no drawing" not in res.output
+
+
 def test_split_command(run, small_omniglot, tmp_path):
     run("data", "split", "--source", small_omniglot, "--split", "alphabet:1", "-o", tmp_path / "s.json")
     data = json.loads((tmp_path / "s.json").read_text())
