@@ -523,7 +523,7 @@
       figure.title = "click to draw on this one";
       if (typeof r.nll === "number") figure.dataset.nll = String(r.nll);
       const canvas = document.createElement("canvas");
-      canvas.width = canvas.height = Math.round(96 * dpr);
+      canvas.width = canvas.height = Math.round(120 * dpr);
       const caption = document.createElement("figcaption");
       caption.textContent = `#${i + 1}  NLL ${fmt(r.nll, 1)}`;
       figure.append(canvas, caption);
