@@ -67,7 +67,7 @@ def test_licence_urls_and_extras():
     project = PYPROJECT["project"]
     assert project["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
     assert all(url.startswith("https://") for url in project["urls"].values())
-    assert {"dev", "images", "serve"} <= set(project["optional-dependencies"])
+    assert {"dev", "images", "web"} <= set(project["optional-dependencies"])
 
 
 @pytest.fixture(scope="module")
@@ -106,4 +106,4 @@ def test_the_wheel_holds_every_module_the_weights_and_the_metadata(wheel):
     assert meta["License-Expression"] == "MIT"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert {u.split(",")[0] for u in meta.get_all("Project-URL")} >= {"Homepage", "Source"}
-    assert set(meta.get_all("Provides-Extra")) >= {"dev", "images", "serve"}
+    assert set(meta.get_all("Provides-Extra")) >= {"dev", "images", "web"}
