@@ -99,8 +99,8 @@ def test_the_wheel_holds_every_module_the_weights_and_the_metadata(wheel):
         prefix = name.replace(".", "/")
         for module in folder.glob("*.py"):
             assert f"{prefix}/{module.name}" in names
-    for weights in (REPO / "pyrochar" / "weights").glob("*.pt"):
-        assert f"pyrochar/weights/{weights.name}" in names
+    for data in data_files(REPO / "pyrochar"):  # the weights and the drawing pad's page
+        assert f"pyrochar/{data}" in names
     assert not any(n.startswith(("cli/", "tests/")) for n in names)
     assert meta["Version"] == pyrochar.__version__
     assert meta["License-Expression"] == "MIT"

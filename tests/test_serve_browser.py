@@ -223,8 +223,13 @@ def library_nll(model_name: str, strokes: list) -> float:
 
 
 def screenshot(page, tmp_path: Path, name: str) -> Path:
+    """A screenshot of the page's content (not the empty rest of the window)."""
+    size = page.evaluate("""() => {
+        const boxes = [...document.querySelectorAll('header, main > *')].map(e => e.getBoundingClientRect());
+        return {width: Math.ceil(Math.max(...boxes.map(b => b.right))) + 16,
+                height: Math.ceil(Math.max(...boxes.map(b => b.bottom))) + 8}; }""")
     path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), clip={"x": 0, "y": 0, **size})
     return path
 
 
