@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -49,7 +49,7 @@ def chromium_path() -> str | None:
     """Chromium's executable: $PYROCHAR_CHROMIUM, else chromium on the PATH."""
     env = os.environ.get("PYROCHAR_CHROMIUM")
     if env:
-        return env if Path(env).is_file() else None
+        return env if Path(env).is_file() else None  # the skip reason names the variable
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -63,13 +63,6 @@ pytestmark = pytest.mark.skipif(
 # ----------------------------------------------------------------- server
 
 
-def free_port() -> int:
-    """A loopback port free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str, body: dict | None = None) -> dict:
     """GET (or POST ``body`` as JSON to) ``url``; the decoded answer."""
     data = None if body is None else json.dumps(body).encode()
@@ -79,16 +72,21 @@ def get_json(url: str, body: dict | None = None) -> dict:
 
 
 class Server:
-    """`pyrochar serve` in a subprocess on a free loopback port."""
+    """`pyrochar serve` in a subprocess on a free loopback port (``--port 0``; the port
+    is read from the address the command prints)."""
 
-    def __init__(self, log_dir: Path, *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log_dir / f"serve-{self.port}.log"
-        cmd = [sys.executable, "-m", "pyrochar_cli.main", "serve",
-               "--host", "127.0.0.1", "--port", str(self.port), *extra]
+    def __init__(self, log_dir: Path, name: str, *extra: str):
+        self.url: str | None = None
+        self.log = log_dir / f"serve-{name}.log"
+        cmd = [sys.executable, "-m", "pyrochar_cli.main", "serve", "--host", "127.0.0.1",
+               "--port", "0", *extra]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
 
     def wait_ready(self) -> None:
         """Wait until the API answers (fails with the server's output if it exits)."""
@@ -96,14 +94,19 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"pyrochar serve exited ({self.process.returncode}):\n"
-                            + self.log.read_text(errors="replace")[-3000:])
+                            + self.output()[-3000:])
+            if self.url is None:
+                found = re.search(r"http://127\.0\.0\.1:(\d+)/", self.output())
+                self.url = f"http://127.0.0.1:{found.group(1)}" if found else None
             try:
-                get_json(self.url + "/api/models")
-                return
+                if self.url is not None:
+                    get_json(self.url + "/api/models")
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         pytest.fail(f"pyrochar serve did not answer within {SERVER_START_S} s:\n"
-                    + self.log.read_text(errors="replace")[-3000:])
+                    + self.output()[-3000:])
 
     def stop(self) -> None:
         self.process.terminate()
@@ -119,8 +122,8 @@ def servers(tmp_path_factory):
     """A plain server and one in collect mode (started together), and the collect DIR."""
     logs = tmp_path_factory.mktemp("serve-logs")
     collect_dir = tmp_path_factory.mktemp("collected")
-    plain = Server(logs)
-    collect = Server(logs, "--collect", str(collect_dir))
+    plain = Server(logs, "plain")
+    collect = Server(logs, "collect", "--collect", str(collect_dir))
     try:
         plain.wait_ready()
         collect.wait_ready()
@@ -340,10 +343,14 @@ def test_draw_read_finish_sample_switch_compare_save(page, servers, tmp_path):
         shutil.copy(readme_shot, target)
 
 
-def test_api_errors_show_in_one_line(page, servers):
+def test_short_strokes_and_api_errors_show_in_one_line(page, servers):
     plain, _, _ = servers
     page.goto(plain.url)
     page.wait_for_selector('body[data-ready="true"]', state="attached")
+    draw_stroke(page, np.array([[50.0, -50.0], [55.0, -52.0]]))  # under 20 px: not scored
+    assert wait_for_reading(page, 1) is None
+    assert page.inner_text("#dropped").startswith("stroke 1 is shorter than 20 px")
+    assert not page.is_visible("#error")
     page.route("**/api/read", lambda route: route.fulfill(
         status=422, content_type="application/json",
         body=json.dumps({"error": "strokes[0]: a stroke needs at least one point"})))

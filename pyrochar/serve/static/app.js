@@ -18,6 +18,7 @@
  *                     data-strokes (the number of strokes that NLL is for)
  *   #p-end            the probability that the character is finished (data-p-end)
  *   #breakdown        table: NLL per site type;  #per-stroke  table: NLL per stroke
+ *   #dropped          which strokes were too short (< 20 px) to be scored
  *   #temperature #temperature-value   temperature slider and its shown value
  *   #n-complete #complete #completions  "finish it": count, button, results
  *   #n-sample #sample #samples          samples: count, button, results
@@ -371,15 +372,28 @@
     fillTable($("breakdown"), ["site type", "NLL"],
       Object.keys(breakdown).map((k) => [SITE_LABELS[k] || k, fmt(breakdown[k])]));
     const perStroke = (data && Array.isArray(data.per_stroke)) ? data.per_stroke : [];
+    // per_stroke[j] is input stroke kept[j]: strokes under 20 px are not scored
+    const kept = (data && Array.isArray(data.kept)) ? data.kept : perStroke.map((_, j) => j);
     const keys = perStroke.length ? Object.keys(perStroke[0]).filter((k) => k !== "nll") : [];
     fillTable($("per-stroke"), ["stroke", "NLL", ...keys.map((k) => SITE_LABELS[k] || k)],
-      perStroke.map((s, i) => [`${i + 1}`, fmt(s.nll), ...keys.map((k) => fmt(s[k]))]));
+      perStroke.map((s, j) => [`${kept[j] + 1}`, fmt(s.nll), ...keys.map((k) => fmt(s[k]))]));
     // colour each stroke's row like its ink
-    Array.from($("per-stroke").rows).slice(1).forEach((row, i) => {
-      row.cells[0].style.color = PALETTE[i % PALETTE.length];
+    Array.from($("per-stroke").rows).slice(1).forEach((row, j) => {
+      row.cells[0].style.color = PALETTE[kept[j] % PALETTE.length];
       row.cells[0].style.fontWeight = "600";
     });
+    $("dropped").textContent = droppedNote(n, data ? kept : null);
     scheduleRender();
+  }
+
+  /** Which of `n` strokes the model did not score (shorter than 20 px), as a sentence. */
+  function droppedNote(n, kept) {
+    if (!kept || !n) return "";
+    const dropped = [];
+    for (let i = 0; i < n; i++) if (!kept.includes(i)) dropped.push(i + 1);
+    if (!dropped.length) return "";
+    const which = dropped.length === 1 ? `stroke ${dropped[0]} is` : `strokes ${dropped.join(", ")} are`;
+    return `${which} shorter than 20 px and not scored (as in training).`;
   }
 
   /** Ask the selected model to read the drawing; stale answers are dropped. */
