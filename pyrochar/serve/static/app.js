@@ -63,6 +63,8 @@
     heat: null, // an offscreen canvas of the reading's next-start density
     readSeq: 0,
     compareSeq: 0,
+    completeSeq: 0,
+    sampleSeq: 0,
     compareRows: null,
     animation: 0, // generation of the completion animation
     renderQueued: false,
@@ -550,12 +552,14 @@
   }
 
   async function completeDrawing() {
+    const seq = ++state.completeSeq;
     try {
       if (!state.strokes.length) throw new Error("draw at least one stroke first: the model finishes what you started");
       const n = intInput("n-complete", 1, 16, "completions");
       const data = await withStatus("finishing…", api("api/complete", {
         model: state.model, strokes: strokesCopy(), n, temperature: temperature(), seed: null,
       }));
+      if (seq !== state.completeSeq) return; // a newer request is on its way
       clearError();
       showResults($("completions"), "completion", data.completions || [], (c) => c.n_given || 0, true);
     } catch (err) {
@@ -564,11 +568,13 @@
   }
 
   async function sampleCharacters() {
+    const seq = ++state.sampleSeq;
     try {
       const n = intInput("n-sample", 1, 36, "samples");
       const data = await withStatus("sampling…", api("api/sample", {
         model: state.model, n, temperature: temperature(), seed: null,
       }));
+      if (seq !== state.sampleSeq) return; // a newer request is on its way
       clearError();
       showResults($("samples"), "sample", data.samples || [], () => 0, false);
     } catch (err) {
@@ -733,6 +739,8 @@
     $("show-splines").addEventListener("change", scheduleRender);
     $("model").addEventListener("change", () => {
       state.model = $("model").value;
+      state.completeSeq += 1; // answers of the previous model are dropped
+      state.sampleSeq += 1;
       $("completions").replaceChildren();
       $("samples").replaceChildren();
       read();
@@ -752,6 +760,13 @@
       if ((ev.ctrlKey || ev.metaKey) && ev.key === "z" && ev.target.tagName !== "INPUT") {
         ev.preventDefault();
         undo();
+      }
+    });
+    window.addEventListener("beforeunload", (ev) => {
+      // collect mode: ask before a drawing that was not submitted is lost
+      if (state.collect && !state.locked && state.strokes.length) {
+        ev.preventDefault();
+        ev.returnValue = "";
       }
     });
     if (typeof ResizeObserver === "function") new ResizeObserver(fitCanvas).observe(pad);
