@@ -22,7 +22,7 @@ import warnings  # noqa: E402
 from conftest import FIXTURE_OMNIGLOT, REPO  # noqa: E402
 
 with warnings.catch_warnings():  # starlette's notice about httpx's successor, not about this code
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 import pyrochar  # noqa: E402
