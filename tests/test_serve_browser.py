@@ -117,13 +117,25 @@ class Server:
             self.process.wait(timeout=15)
 
 
+def prompt_images(folder: Path) -> Path:
+    """Two fixture drawings as images to copy (quicker to start with than the default
+    prompts, which the server samples from Full NS)."""
+    from pyrochar.data.omniglot import load_omniglot
+    from pyrochar.serve.prompts import character_image
+
+    for i, drawing in enumerate(load_omniglot(FIXTURE).drawings[:2]):
+        character_image([s[:, :2] for s in drawing.strokes]).save(folder / f"character{i}.png")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """A plain server and one in collect mode (started together), and the collect DIR."""
     logs = tmp_path_factory.mktemp("serve-logs")
     collect_dir = tmp_path_factory.mktemp("collected")
+    prompts = prompt_images(tmp_path_factory.mktemp("prompts"))
     plain = Server(logs, "plain")
-    collect = Server(logs, "collect", "--collect", str(collect_dir))
+    collect = Server(logs, "collect", "--collect", str(collect_dir), "--prompts", str(prompts))
     try:
         plain.wait_ready()
         collect.wait_ready()
@@ -363,6 +375,34 @@ def test_short_strokes_and_api_errors_show_in_one_line(page, servers):
     page.wait_for_function("() => document.querySelector('#error').textContent.includes('1 to 16')")
 
 
+def test_a_finger_draws_on_a_phone_sized_page(browser, servers):
+    plain, _, _ = servers
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True,
+                                  is_mobile=True, device_scale_factor=3)
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(plain.url)
+        page.wait_for_selector('body[data-ready="true"]', state="attached")
+        box = pad_box(page)
+        assert box["x"] + box["w"] <= 390  # the pad fits the screen
+        path = np.array([[20.0 + 3 * i, -30.0 - 1.5 * i] for i in range(21)])  # motor units
+        touch = [{"x": box["x"] + x / 105 * box["w"], "y": box["y"] - y / 105 * box["h"]}
+                 for x, y in path]
+        cdp = context.new_cdp_session(page)  # touch events as a touchscreen sends them
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [touch[0]]})
+        for point in touch[1:]:
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        nll = wait_for_reading(page, 1)
+        (stroke,) = page.evaluate("window.pyrocharPad.strokes()")
+        assert np.abs(np.asarray(stroke)[[0, -1], :2] - path[[0, -1]]).max() < 1.0
+        assert nll is not None and math.isfinite(nll)
+        assert page.evaluate("window.scrollY") == 0  # drawing did not scroll the page
+    finally:
+        context.close()
+
+
 def test_collect_mode_writes_the_submitted_drawing(page, servers, tmp_path):
     from pyrochar.data.omniglot import load_omniglot, read_stroke_file
 
@@ -373,6 +413,9 @@ def test_collect_mode_writes_the_submitted_drawing(page, servers, tmp_path):
     page.wait_for_selector('body[data-ready="true"]', state="attached")
     assert page.is_visible("#collect") and not page.is_visible("#nll")
     assert f"1 of {len(prompts)}" in page.inner_text("#prompt-progress")
+    assert prompts[0]["kind"] == "copy" and page.is_visible("#prompt-image")
+    assert page.get_attribute("#prompt-image", "src") == prompts[0]["image"]
+    assert page.evaluate("document.querySelector('#prompt-image').naturalWidth") > 0
     page.fill("#participant", "browser-test")
     drawn = fixture_strokes(2)
     for stroke in drawn:
