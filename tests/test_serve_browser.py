@@ -212,6 +212,15 @@ def heat_pixels(page) -> int:
         return n; }""")
 
 
+def inked_thumbnails(page, selector: str) -> list[int]:
+    """How many non-white pixels each result thumbnail (canvas) under ``selector`` has."""
+    return page.eval_on_selector_all(selector + " canvas", """cs => cs.map(c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++;
+        return n; })""")
+
+
 def check_strokes_sent(sent: list, drawn: list[np.ndarray]) -> None:
     """The strokes the page sent follow the mouse path, in motor units with real times."""
     assert len(sent) == len(drawn)
@@ -294,6 +303,7 @@ def test_draw_read_finish_sample_switch_compare_save(page, servers, tmp_path):
     page.wait_for_function("() => document.querySelectorAll('figure.completion[data-drawn=\"true\"]').length === 3")
     for nll in page.eval_on_selector_all("figure.completion", "fs => fs.map(f => f.dataset.nll)"):
         assert math.isfinite(float(nll))
+    assert min(inked_thumbnails(page, "figure.completion")) > 100
     readme_shot = screenshot(page, tmp_path, "completions")
 
     # sample 4, load one onto the pad, draw one more stroke on it
@@ -303,6 +313,7 @@ def test_draw_read_finish_sample_switch_compare_save(page, servers, tmp_path):
     samples = res.value.json()["samples"]
     assert len(samples) == 4
     page.wait_for_function("() => document.querySelectorAll('figure.sample[data-drawn=\"true\"]').length === 4")
+    assert min(inked_thumbnails(page, "figure.sample")) > 100
     page.click("figure.sample >> nth=0")
     n_sample = len(samples[0]["strokes"])
     wait_for_reading(page, n_sample)
