@@ -62,8 +62,19 @@ def polylines(controls: list[np.ndarray]) -> list[list[list[float]]]:
 
 
 def _rounded(values: np.ndarray, digits: int = 4) -> list:
-    """A float array as nested lists of numbers with ``digits`` significant digits."""
-    return np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[float])(values).tolist()
+    """A non-negative array as nested lists, rounded to ``digits`` significant digits of
+    its maximum (smaller values keep fewer: a heat map needs no more)."""
+    top = float(values.max()) if values.size else 0.0
+    if not top > 0:
+        return np.zeros_like(values).tolist()
+    decimals = digits - 1 - int(np.floor(np.log10(top)))
+    return np.round(values, decimals).tolist()
+
+
+def finite(v: float) -> float | None:
+    """``v`` as a float, or None when it is not finite (JSON has no inf/NaN)."""
+    v = float(v)
+    return v if np.isfinite(v) else None
 
 
 def read(model, strokes: list[np.ndarray], grid: Grid = FRAME) -> dict:
@@ -73,10 +84,10 @@ def read(model, strokes: list[np.ndarray], grid: Grid = FRAME) -> dict:
     nll, breakdown = None, dict.fromkeys(VARIABLES)
     if controls:
         scores = score(model, [Drawing(strokes)])  # as `pyrochar score`: the same preprocessing
-        nll = float(scores.nll[0])
-        breakdown = {k: float(v[0]) for k, v in scores.breakdown.items()}
+        nll = finite(scores.nll[0])
+        breakdown = {k: finite(v[0]) for k, v in scores.breakdown.items()}
     pred = next_stroke_prediction(model, controls, grid)
-    per_stroke = [{"nll": -sum(lp.values()), **{k: -v for k, v in lp.items()}}
+    per_stroke = [{"nll": finite(-sum(lp.values())), **{k: finite(-v) for k, v in lp.items()}}
                   for lp in pred.stroke_log_probs]
     next_start = None
     if pred.density is not None:
@@ -93,7 +104,7 @@ def nlls(model, characters: list[list[np.ndarray]]) -> list[float]:
     with evaluating(model):
         batch = model.prepare_batch(CharacterBatch.from_control_points(characters).to(model.device))
         total, _ = log_likelihood(model, batch)
-    return (-total).cpu().double().tolist()
+    return [finite(v) for v in (-total).cpu().double().tolist()]
 
 
 def complete(model, strokes: list[np.ndarray], n: int, temperature: float, seed: int | None) -> dict:
