@@ -36,23 +36,23 @@ def as_arrays(strokes: list[list[list[float]]]) -> list[np.ndarray]:
     return out
 
 
-def fitted(strokes: list[np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
-    """-> (indices of the strokes kept (>= 20 px), their control points in normalized units)."""
+def fitted(model, strokes: list[np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
+    """-> (indices of the strokes kept (>= 20 px), their control points in normalized units).
+
+    Raises CapsExceeded (one line) if the model cannot draw them; fitting stops at the
+    first stroke beyond the model's stroke cap, so a drawing of many strokes costs no more.
+    """
     kept, controls = [], []
     for i, s in enumerate(strokes):
         cps = splines.preprocess_drawing([s])
         if cps:
             kept.append(i)
             controls.append(splines.to_normalized(cps[0]))
+        longest = max((len(c) - 1 for c in controls), default=0)
+        problem = model.caps_problem(len(controls), longest)
+        if problem:
+            raise CapsExceeded(f"the drawing has {problem}; undo a stroke")
     return kept, controls
-
-
-def check_caps(model, controls: list[np.ndarray]) -> None:
-    """Raise CapsExceeded (one line) if the model cannot draw these strokes."""
-    longest = max((len(c) - 1 for c in controls), default=0)
-    problem = model.caps_problem(len(controls), longest)
-    if problem:
-        raise CapsExceeded(f"the drawing has {problem}; undo a stroke")
 
 
 def polylines(controls: list[np.ndarray]) -> list[list[list[float]]]:
@@ -79,8 +79,7 @@ def finite(v: float) -> float | None:
 
 def read(model, strokes: list[np.ndarray], grid: Grid = FRAME) -> dict:
     """The live reading of the strokes drawn so far (``POST /api/read``'s body)."""
-    kept, controls = fitted(strokes)
-    check_caps(model, controls)
+    kept, controls = fitted(model, strokes)
     nll, breakdown = None, dict.fromkeys(VARIABLES)
     if controls:
         scores = score(model, [Drawing(strokes)])  # as `pyrochar score`: the same preprocessing
@@ -111,10 +110,9 @@ def complete(model, strokes: list[np.ndarray], n: int, temperature: float, seed:
     """n completions of the strokes drawn so far (``POST /api/complete``'s body)."""
     from ..api import complete_controls
 
-    _, controls = fitted(strokes)
+    _, controls = fitted(model, strokes)
     if not controls:
         raise ValueError("draw at least one stroke of 20 px or more to complete")
-    check_caps(model, controls)
     chars = complete_controls(model, controls, len(controls), 0, n, temperature, seed)
     return {"completions": [{"strokes": polylines(c), "n_given": len(controls), "nll": v}
                             for c, v in zip(chars, nlls(model, chars), strict=True)]}
