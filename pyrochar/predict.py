@@ -13,8 +13,9 @@ It works the Pyro way, for every model: the per-step program
 (:meth:`~pyrochar.models.base.CharacterModel.model`) is traced conditioned on the K
 strokes (:func:`pyrochar.complete.prefix_condition_dict`) and on "the character
 goes on" after them, and stopped with ``poutine.escape`` at the ``loc_{K}`` site, so
-no further stroke is drawn. The distribution objects recorded at the sites are
-then evaluated with ``fn.log_prob``. At the model's stroke cap the character must
+no further stroke is drawn (the padding sites, which score nothing, are let
+through untraced). The distribution objects recorded at the sites are then
+evaluated with ``fn.log_prob``. At the model's stroke cap the character must
 end: the termination probability is 1 and there is no next start (``density`` None).
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyro.poutine as poutine
 import torch
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import NonlocalExit
 from pyro.poutine.util import site_is_subsample
 
@@ -95,6 +97,21 @@ class NextStroke:
         return float(sum(sum(s.values()) for s in self.stroke_log_probs))
 
 
+class _SkipPadding(Messenger):
+    """Let the per-step program's padding sites through untraced.
+
+    Once every stroke (character) of a run has ended, the program still records its
+    remaining sites up to the caps as observed zeros, fully masked (they score 0;
+    they exist so that ``Predictive`` can stack runs). Stopping them here, before the
+    other handlers, saves most of a reading's Pyro overhead and changes no value.
+    """
+
+    def _pyro_sample(self, msg):
+        if msg["infer"].get("padding"):
+            msg["done"] = True
+            msg["stop"] = True
+
+
 def _conditioned_run(model: CharacterModel, controls: list[np.ndarray]):
     """Trace the per-step program given the strokes ``controls`` and "the character goes
     on", up to the next ``loc`` site -> (trace, the next ``loc`` site's distribution
@@ -112,7 +129,7 @@ def _conditioned_run(model: CharacterModel, controls: list[np.ndarray]):
         if k < cap:  # else the decision after stroke k is certain: "it ends"
             data[char_end_site(k - 1)] = torch.zeros(1, device=model.device)
     nxt = loc_site(k)
-    program = poutine.escape(poutine.condition(model.model, data=data),
+    program = poutine.escape(poutine.condition(_SkipPadding()(model.model), data=data),
                              escape_fn=lambda msg: msg["name"] == nxt)
     tracer = poutine.trace(program)
     loc_fn = None
@@ -131,7 +148,7 @@ def _stroke_log_probs(trace, n_strokes: int) -> tuple[list[dict[str, float]], fl
     out = [dict.fromkeys(VARIABLES, 0.0) for _ in range(n_strokes)]
     p_end = None
     for name, site in trace.nodes.items():
-        if site["type"] != "sample" or site_is_subsample(site) or site["infer"].get("padding"):
+        if site["type"] != "sample" or site_is_subsample(site):
             continue
         i = site["infer"]["stroke"]
         if i >= n_strokes:

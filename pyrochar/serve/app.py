@@ -16,11 +16,12 @@ app is created.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -74,9 +75,10 @@ class ModelRunner:
                 return fn(*args)
 
         try:
-            return await run_in_threadpool(locked)
+            body = await run_in_threadpool(locked)
         except (PyrocharError, ValueError, TypeError) as e:
             raise ApiError(422, str(e)) from None
+        return JSONResponse(body)  # plain JSON types already: no jsonable_encoder pass
 
 
 def _drawing(strokes) -> list:
@@ -119,9 +121,12 @@ def create_app(models: dict | None = None, collect_dir=None, prompts=None,
 
     @app.middleware("http")
     async def _headers(request, call_next):
+        start = time.perf_counter()
         response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
+        # the time the app spent on the request (benchmarks/bench_serve.py reads it)
+        response.headers["Server-Timing"] = f"app;dur={1000 * (time.perf_counter() - start):.2f}"
         return response
 
     _page_routes(app)

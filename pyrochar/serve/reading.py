@@ -36,23 +36,23 @@ def as_arrays(strokes: list[list[list[float]]]) -> list[np.ndarray]:
     return out
 
 
-def fitted(strokes: list[np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
-    """-> (indices of the strokes kept (>= 20 px), their control points in normalized units)."""
+def fitted(model, strokes: list[np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
+    """-> (indices of the strokes kept (>= 20 px), their control points in normalized units).
+
+    Raises CapsExceeded (one line) if the model cannot draw them; fitting stops at the
+    first stroke beyond the model's stroke cap, so a drawing of many strokes costs no more.
+    """
     kept, controls = [], []
     for i, s in enumerate(strokes):
         cps = splines.preprocess_drawing([s])
         if cps:
             kept.append(i)
             controls.append(splines.to_normalized(cps[0]))
+        longest = max((len(c) - 1 for c in controls), default=0)
+        problem = model.caps_problem(len(controls), longest)
+        if problem:
+            raise CapsExceeded(f"the drawing has {problem}; undo a stroke")
     return kept, controls
-
-
-def check_caps(model, controls: list[np.ndarray]) -> None:
-    """Raise CapsExceeded (one line) if the model cannot draw these strokes."""
-    longest = max((len(c) - 1 for c in controls), default=0)
-    problem = model.caps_problem(len(controls), longest)
-    if problem:
-        raise CapsExceeded(f"the drawing has {problem}; undo a stroke")
 
 
 def polylines(controls: list[np.ndarray]) -> list[list[list[float]]]:
@@ -62,21 +62,31 @@ def polylines(controls: list[np.ndarray]) -> list[list[list[float]]]:
 
 
 def _rounded(values: np.ndarray, digits: int = 4) -> list:
-    """A float array as nested lists of numbers with ``digits`` significant digits."""
-    return np.vectorize(lambda v: float(f"{v:.{digits}g}"), otypes=[float])(values).tolist()
+    """A non-negative array as nested lists, rounded to ``digits`` significant digits of
+    its maximum (smaller values keep fewer: a heat map needs no more)."""
+    top = float(values.max()) if values.size else 0.0
+    if not top > 0:
+        return np.zeros_like(values).tolist()
+    decimals = digits - 1 - int(np.floor(np.log10(top)))
+    return np.round(values, decimals).tolist()
+
+
+def finite(v: float) -> float | None:
+    """``v`` as a float, or None when it is not finite (JSON has no inf/NaN)."""
+    v = float(v)
+    return v if np.isfinite(v) else None
 
 
 def read(model, strokes: list[np.ndarray], grid: Grid = FRAME) -> dict:
     """The live reading of the strokes drawn so far (``POST /api/read``'s body)."""
-    kept, controls = fitted(strokes)
-    check_caps(model, controls)
+    kept, controls = fitted(model, strokes)
     nll, breakdown = None, dict.fromkeys(VARIABLES)
     if controls:
         scores = score(model, [Drawing(strokes)])  # as `pyrochar score`: the same preprocessing
-        nll = float(scores.nll[0])
-        breakdown = {k: float(v[0]) for k, v in scores.breakdown.items()}
+        nll = finite(scores.nll[0])
+        breakdown = {k: finite(v[0]) for k, v in scores.breakdown.items()}
     pred = next_stroke_prediction(model, controls, grid)
-    per_stroke = [{"nll": -sum(lp.values()), **{k: -v for k, v in lp.items()}}
+    per_stroke = [{"nll": finite(-sum(lp.values())), **{k: finite(-v) for k, v in lp.items()}}
                   for lp in pred.stroke_log_probs]
     next_start = None
     if pred.density is not None:
@@ -93,17 +103,16 @@ def nlls(model, characters: list[list[np.ndarray]]) -> list[float]:
     with evaluating(model):
         batch = model.prepare_batch(CharacterBatch.from_control_points(characters).to(model.device))
         total, _ = log_likelihood(model, batch)
-    return (-total).cpu().double().tolist()
+    return [finite(v) for v in (-total).cpu().double().tolist()]
 
 
 def complete(model, strokes: list[np.ndarray], n: int, temperature: float, seed: int | None) -> dict:
     """n completions of the strokes drawn so far (``POST /api/complete``'s body)."""
     from ..api import complete_controls
 
-    _, controls = fitted(strokes)
+    _, controls = fitted(model, strokes)
     if not controls:
         raise ValueError("draw at least one stroke of 20 px or more to complete")
-    check_caps(model, controls)
     chars = complete_controls(model, controls, len(controls), 0, n, temperature, seed)
     return {"completions": [{"strokes": polylines(c), "n_given": len(controls), "nll": v}
                             for c, v in zip(chars, nlls(model, chars), strict=True)]}
