@@ -301,7 +301,11 @@
       showError(`at most ${MAX_POINTS} points per drawing; undo or clear to go on`);
       return;
     }
-    pad.setPointerCapture(ev.pointerId);
+    try {
+      pad.setPointerCapture(ev.pointerId); // keep the stroke when the pointer leaves the pad
+    } catch (_) {
+      // the pointer is already gone: the stroke ends at its next up/cancel event
+    }
     state.pointerId = ev.pointerId;
     if (state.t0 === null) state.t0 = ev.timeStamp || performance.now();
     state.current = [];
@@ -733,6 +737,7 @@
     pad.addEventListener("pointermove", onPointerMove);
     pad.addEventListener("pointerup", onPointerUp);
     pad.addEventListener("pointercancel", onPointerUp);
+    pad.addEventListener("lostpointercapture", onPointerUp);
     $("undo").addEventListener("click", undo);
     $("clear").addEventListener("click", clearPad);
     $("show-heat").addEventListener("change", scheduleRender);
