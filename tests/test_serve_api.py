@@ -265,6 +265,19 @@ def test_a_foreign_host_header_is_refused(models):
         assert c.get("/api/models", headers={"host": "localhost:8000"}).status_code == 200
 
 
+def test_a_bug_is_a_one_line_500_and_the_server_goes_on(models, monkeypatch):
+    from pyrochar.serve import reading
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    with TestClient(create_app(models), raise_server_exceptions=False) as c:
+        monkeypatch.setattr(reading, "read", broken)
+        assert "RuntimeError: boom" in refused(c.post("/api/read", json={"model": "bpl"}), 500)
+        monkeypatch.undo()
+        assert c.post("/api/read", json={"model": "bpl", "strokes": [LINE]}).status_code == 200
+
+
 def test_concurrent_clients_get_what_one_client_gets(client, drawing):
     """Model calls are serialized: 4 threads reading and sampling at once get the
     answers they get one at a time."""
