@@ -405,6 +405,26 @@ def test_prompts_from_a_folder_of_images(tmp_path):
 # ------------------------------------------------------------ the server, for real
 
 
+def test_serve_command_refusals_are_one_line(run, tmp_path):
+    import socket
+
+    from pyrochar_cli.serve_command import is_loopback
+
+    assert all(is_loopback(h) for h in ("localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))  # the port is then taken on every address
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        out = run("serve", "--port", port, ok=False).output
+        assert "cannot listen on 127.0.0.1:" in out and "choose another --port" in out
+        out = run("serve", "--host", "0.0.0.0", "--port", port, "--collect", tmp_path, ok=False).output
+        assert "Warning: listening on 0.0.0.0" in out and f"write drawings into {tmp_path}" in out
+    assert "--prompts applies to collect mode" in run("serve", "--prompts", tmp_path, ok=False).output
+    assert "cannot resolve" in run("serve", "--host", "no such host.invalid", ok=False).output
+
+
+
 def test_kill_9_mid_session_loses_no_submitted_drawing(tmp_path):
     """`pyrochar serve --collect DIR` as a subprocess: three drawings submitted (one
     while three clients read at once), kill -9, and DIR holds all three, readable."""
