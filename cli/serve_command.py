@@ -13,6 +13,7 @@ from pyrochar.errors import PyrocharError
 from .model_commands import MODEL_CHOICES
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+MAX_CONNECTIONS = 64
 
 
 def is_loopback(host: str) -> bool:
@@ -99,5 +100,7 @@ def serve(host, port, model_name, checkpoint, collect_dir, prompts_dir):
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"pyrochar drawing pad: http://{shown}:{sock.getsockname()[1]}/  (Ctrl+C to stop)"
                + (f"; collecting drawings into {collect_dir}" if collect_dir else ""))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    # more open connections than MAX_CONNECTIONS get 503 instead of queueing without bound
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           limit_concurrency=MAX_CONNECTIONS))
     server.run(sockets=[sock])

@@ -265,6 +265,19 @@ def test_a_foreign_host_header_is_refused(models):
         assert c.get("/api/models", headers={"host": "localhost:8000"}).status_code == 200
 
 
+def test_a_bug_is_a_one_line_500_and_the_server_goes_on(models, monkeypatch):
+    from pyrochar.serve import reading
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    with TestClient(create_app(models), raise_server_exceptions=False) as c:
+        monkeypatch.setattr(reading, "read", broken)
+        assert "RuntimeError: boom" in refused(c.post("/api/read", json={"model": "bpl"}), 500)
+        monkeypatch.undo()
+        assert c.post("/api/read", json={"model": "bpl", "strokes": [LINE]}).status_code == 200
+
+
 def test_concurrent_clients_get_what_one_client_gets(client, drawing):
     """Model calls are serialized: 4 threads reading and sampling at once get the
     answers they get one at a time."""
@@ -390,6 +403,26 @@ def test_prompts_from_a_folder_of_images(tmp_path):
 
 
 # ------------------------------------------------------------ the server, for real
+
+
+def test_serve_command_refusals_are_one_line(run, tmp_path):
+    import socket
+
+    from pyrochar_cli.serve_command import is_loopback
+
+    assert all(is_loopback(h) for h in ("localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))  # the port is then taken on every address
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        out = run("serve", "--port", port, ok=False).output
+        assert "cannot listen on 127.0.0.1:" in out and "choose another --port" in out
+        out = run("serve", "--host", "0.0.0.0", "--port", port, "--collect", tmp_path, ok=False).output
+        assert "Warning: listening on 0.0.0.0" in out and f"write drawings into {tmp_path}" in out
+    assert "--prompts applies to collect mode" in run("serve", "--prompts", tmp_path, ok=False).output
+    assert "cannot resolve" in run("serve", "--host", "no such host.invalid", ok=False).output
+
 
 
 def test_kill_9_mid_session_loses_no_submitted_drawing(tmp_path):

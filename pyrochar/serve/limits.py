@@ -71,6 +71,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422 if exc.errors() and exc.errors()[0].get("type") != "json_invalid"
                               else 400, validation_message(exc.errors()))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):  # a bug: say so, keep serving
+        return error_response(500, f"internal error ({type(exc).__name__}: {exc}); please report it")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
