@@ -50,6 +50,8 @@ def _register() -> None:
     main.add_command(data_commands.data)
     for command in model_commands.COMMANDS:
         main.add_command(command)
+    from .serve_command import serve
+    main.add_command(serve)
 
 
 _register()

@@ -67,7 +67,7 @@ def test_licence_urls_and_extras():
     project = PYPROJECT["project"]
     assert project["license"] == "MIT" and (REPO / "LICENSE").read_text().startswith("MIT License")
     assert all(url.startswith("https://") for url in project["urls"].values())
-    assert {"dev", "images", "serve"} <= set(project["optional-dependencies"])
+    assert {"dev", "images", "web"} <= set(project["optional-dependencies"])
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +99,11 @@ def test_the_wheel_holds_every_module_the_weights_and_the_metadata(wheel):
         prefix = name.replace(".", "/")
         for module in folder.glob("*.py"):
             assert f"{prefix}/{module.name}" in names
-    for weights in (REPO / "pyrochar" / "weights").glob("*.pt"):
-        assert f"pyrochar/weights/{weights.name}" in names
+    for data in data_files(REPO / "pyrochar"):  # the weights and the drawing pad's page
+        assert f"pyrochar/{data}" in names
     assert not any(n.startswith(("cli/", "tests/")) for n in names)
     assert meta["Version"] == pyrochar.__version__
     assert meta["License-Expression"] == "MIT"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert {u.split(",")[0] for u in meta.get_all("Project-URL")} >= {"Homepage", "Source"}
-    assert set(meta.get_all("Provides-Extra")) >= {"dev", "images", "serve"}
+    assert set(meta.get_all("Provides-Extra")) >= {"dev", "images", "web"}

@@ -1,0 +1,193 @@
+"""What a model predicts after the strokes drawn so far: the live reading of a drawing.
+
+After K strokes of a character, :func:`next_stroke_prediction` reads from the model
+
+- the **next start**: the density of stroke K+1's start (the ``loc_{K}`` site) on a
+  grid of points over the frame, per square motor pixel;
+- the **termination probability**: the probability that the character ends after
+  stroke K (the ``char_end_{K-1}`` site), None before the first stroke;
+- the **log-probability of each stroke** by variable, the character taken as
+  complete after stroke K (its last ``char_end`` decision is "it ends").
+
+It works the Pyro way, for every model: the per-step program
+(:meth:`~pyrochar.models.base.CharacterModel.model`) is traced conditioned on the K
+strokes (:func:`pyrochar.complete.prefix_condition_dict`) and on "the character
+goes on" after them, and stopped with ``poutine.escape`` at the ``loc_{K}`` site, so
+no further stroke is drawn (the padding sites, which score nothing, are let
+through untraced). The distribution objects recorded at the sites are then
+evaluated with ``fn.log_prob``. At the model's stroke cap the character must
+end: the termination probability is 1 and there is no next start (``density`` None).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyro.poutine as poutine
+import torch
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import NonlocalExit
+from pyro.poutine.util import site_is_subsample
+
+from .checks import ArgumentValueError, check_control_points, check_int, check_model
+from .complete import prefix_condition_dict
+from .models.base import CapsExceeded, CharacterModel, evaluating
+from .models.batch import CharacterBatch
+from .models.sites import VARIABLES, char_end_site, loc_site, site_variable
+from .splines import CENTER, SCALE
+
+#: grid points per ``log_prob`` call (bounds the memory of a fine grid)
+CHUNK = 4096
+#: the largest grid accepted (points per side)
+MAX_GRID = 512
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A ``size`` x ``size`` grid of points over a rectangle, in motor pixels.
+
+    Pixel (row r, column c) is the centre of a cell: ``x = x0 + (c + 0.5) (x1 - x0) / size``,
+    ``y = y0 + (r + 0.5) (y1 - y0) / size``; rows run top to bottom with the default
+    frame (``y0 = 0`` at the top, ``y1 = -105`` at the bottom: y = -row in Omniglot).
+    """
+
+    size: int = 64
+    x0: float = 0.0
+    y0: float = 0.0
+    x1: float = 105.0
+    y1: float = -105.0
+
+    def __post_init__(self):
+        check_int(self.size, "grid size", 1, MAX_GRID)
+        corners = (self.x0, self.y0, self.x1, self.y1)
+        if not all(math.isfinite(v) for v in corners) or self.x0 == self.x1 or self.y0 == self.y1:
+            raise ArgumentValueError(f"grid corners must be finite and span an area, got {corners}")
+
+    @property
+    def cell_area(self) -> float:
+        """Area of one cell in square motor pixels."""
+        return abs((self.x1 - self.x0) * (self.y1 - self.y0)) / self.size**2
+
+    def motor_points(self) -> np.ndarray:
+        """The cell centres (size * size, 2), row by row, in motor pixels."""
+        u = (np.arange(self.size) + 0.5) / self.size  # (size,) in (0, 1)
+        xs = self.x0 + u * (self.x1 - self.x0)
+        ys = self.y0 + u * (self.y1 - self.y0)
+        y, x = np.meshgrid(ys, xs, indexing="ij")  # (size, size) each: row r, column c
+        return np.stack([x, y], -1).reshape(-1, 2)
+
+
+FRAME = Grid()
+
+
+@dataclass
+class NextStroke:
+    """What a model predicts after the strokes drawn so far (see the module docstring)."""
+
+    grid: Grid
+    density: np.ndarray | None  # (size, size) per square motor px, rows as Grid; None at the cap
+    p_end: float | None  # P(the character ends now); None before the first stroke
+    stroke_log_probs: list[dict[str, float]]  # per stroke {variable: log-prob, nats}
+
+    @property
+    def log_prob(self) -> float:
+        """Log-probability of the drawing as a complete character (the sum over strokes)."""
+        return float(sum(sum(s.values()) for s in self.stroke_log_probs))
+
+
+class _SkipPadding(Messenger):
+    """Let the per-step program's padding sites through untraced.
+
+    Once every stroke (character) of a run has ended, the program still records its
+    remaining sites up to the caps as observed zeros, fully masked (they score 0;
+    they exist so that ``Predictive`` can stack runs). Stopping them here, before the
+    other handlers, saves most of a reading's Pyro overhead and changes no value.
+    """
+
+    def _pyro_sample(self, msg):
+        if msg["infer"].get("padding"):
+            msg["done"] = True
+            msg["stop"] = True
+
+
+def _conditioned_run(model: CharacterModel, controls: list[np.ndarray]):
+    """Trace the per-step program given the strokes ``controls`` and "the character goes
+    on", up to the next ``loc`` site -> (trace, the next ``loc`` site's distribution
+    or None at the cap)."""
+    k = len(controls)
+    cap = model.config.max_strokes
+    if k > cap:
+        raise CapsExceeded(f"{k} strokes; the {model.name} model draws at most {cap} "
+                           "(its max_strokes cap)")
+    data = {}
+    if k:
+        batch = CharacterBatch.from_control_points([controls]).to(model.device)
+        model.check_caps(batch)
+        data = prefix_condition_dict(batch, k)
+        if k < cap:  # else the decision after stroke k is certain: "it ends"
+            data[char_end_site(k - 1)] = torch.zeros(1, device=model.device)
+    nxt = loc_site(k)
+    program = poutine.escape(poutine.condition(_SkipPadding()(model.model), data=data),
+                             escape_fn=lambda msg: msg["name"] == nxt)
+    tracer = poutine.trace(program)
+    loc_fn = None
+    with evaluating(model):
+        try:
+            tracer(batch_size=1)
+        except NonlocalExit as stop:
+            stop.reset_stack()
+            loc_fn = stop.site["fn"]
+    return tracer.msngr.trace, loc_fn
+
+
+def _stroke_log_probs(trace, n_strokes: int) -> tuple[list[dict[str, float]], float | None]:
+    """Per stroke {variable: log-prob} of the observed sites, the last ``char_end``
+    evaluated at 1 (the character ends) -> (that list, P(ends) after the last stroke)."""
+    out = [dict.fromkeys(VARIABLES, 0.0) for _ in range(n_strokes)]
+    p_end = None
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or site_is_subsample(site):
+            continue
+        i = site["infer"]["stroke"]
+        if i >= n_strokes:
+            continue
+        value = site["value"]
+        if name == char_end_site(n_strokes - 1):
+            value = torch.ones_like(value)
+        lp = float(site["fn"].log_prob(value).sum())
+        if name == char_end_site(n_strokes - 1):
+            p_end = math.exp(lp)
+        out[i][site_variable(name)] += lp
+    return out, p_end
+
+
+def _density(fn, grid: Grid, device) -> np.ndarray:
+    """exp(fn.log_prob) of a 2-D start distribution (batch (1,)) on the grid, per square
+    motor px -> (size, size)."""
+    pts = torch.as_tensor((grid.motor_points() - CENTER) / SCALE, dtype=torch.float32, device=device)
+    out = [fn.log_prob(pts[lo:lo + CHUNK, None, :]).reshape(-1)  # (chunk,) normalized units
+           for lo in range(0, len(pts), CHUNK)]
+    dens = torch.cat(out).exp() / SCALE**2  # per square normalized unit -> per square px
+    return dens.cpu().double().numpy().reshape(grid.size, grid.size)
+
+
+@torch.no_grad()
+def next_stroke_prediction(model: CharacterModel, controls, grid: Grid | int = FRAME) -> NextStroke:
+    """The model's reading of a drawing's first K strokes (see the module docstring).
+
+    ``controls``: the strokes drawn so far as control points (n_i, 2) in normalized
+    units (e.g. :func:`pyrochar.api.prefix_controls`), possibly none. ``grid``: a
+    :class:`Grid` or a number of points per side over the 105 x 105 frame.
+    Raises :class:`~pyrochar.models.base.CapsExceeded` for more strokes than the model draws.
+    """
+    check_model(model)
+    controls = [] if controls is None or len(controls) == 0 else check_control_points([controls])[0]
+    grid = Grid(size=grid) if isinstance(grid, int) and not isinstance(grid, bool) else grid
+    if not isinstance(grid, Grid):
+        raise ArgumentValueError(f"grid must be a pyrochar.predict.Grid or an int, got {grid!r}")
+    trace, loc_fn = _conditioned_run(model, list(controls))
+    per_stroke, p_end = _stroke_log_probs(trace, len(controls))
+    density = None if loc_fn is None else _density(loc_fn, grid, model.device)
+    return NextStroke(grid, density, p_end, per_stroke)
