@@ -142,7 +142,10 @@ def _images(images, device, dtype) -> torch.Tensor:
             f"images must be (M, {IMSIZE}, {IMSIZE}) (or one {IMSIZE} x {IMSIZE} image), "
             f"got shape {tuple(t.shape)}; read pictures with pyrochar.image.io.read_image"
         )
-    return t.to(device=device, dtype=dtype)
+    t = t.to(device=device, dtype=dtype)
+    if not bool(((t == 0) | (t == 1)).all()):
+        raise PyrocharError("images must hold only 0 and 1 (or False and True; 1 = ink)")
+    return t
 
 
 def _range_logit(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
