@@ -70,6 +70,24 @@ class Refined:
     values: TokenValues  # every token site's value
     image_index: torch.Tensor  # (B,) the image each candidate explains
 
+    def take(self, index) -> Refined:
+        """Some of the candidates, in the order of ``index`` (a list or long tensor),
+        e.g. ``refined.take(refined.scores.total.argsort(descending=True)[:5])``."""
+        i = torch.as_tensor(index, dtype=torch.long, device=self.affine.device)
+        pos = i.tolist()
+        return Refined(
+            type_strokes=[self.type_strokes[k] for k in pos],
+            token_strokes=[self.token_strokes[k] for k in pos],
+            affine=self.affine[i],
+            blur=self.blur[i],
+            eps=self.eps[i],
+            scores=self.scores.take(i),
+            type_cps=self.type_cps[i],
+            n_cp=self.n_cp[i],
+            values=self.values.take(i),
+            image_index=self.image_index[i],
+        )
+
 
 def parse_tensors(parses, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """B parses (lists of (n, 2) control points) -> cps (B, S, P, 2), n_cp (B, S).
@@ -184,7 +202,7 @@ def refine(
             classification refits a training image's parse to a test image so).
         params: the token model's values (:class:`TokenParams`).
         lr: Adam's learning rate (positions in normalized units: 0.02 = 0.4 px;
-            the affine and the logits of blur and eps use 5x, 1x and 5x of it).
+            the affine and the logits of blur and eps use 5x of it).
         init_affine: (B, 4) or (4,) starting affine (default: identity).
         init_blur, init_eps: starting values of blur (px) and eps.
         type_every: with ``fit_type``, the type model's log-prob and its gradient
@@ -228,7 +246,7 @@ def refine(
     trained = [k for k in leaves if k != "cps" or fit_type]
     for k in trained:
         leaves[k].requires_grad_(True)
-    scale = {"cps": 1.0, "shape_noise": 1.0, "location_noise": 1.0, "affine": 5.0, "blur": 1.0, "eps": 5.0}
+    scale = {"cps": 1.0, "shape_noise": 1.0, "location_noise": 1.0, "affine": 5.0, "blur": 5.0, "eps": 5.0}
     opt = torch.optim.Adam([{"params": [leaves[k]], "lr": lr * scale[k]} for k in trained])
 
     def values_of(v: dict) -> TokenValues:
