@@ -131,5 +131,7 @@ def test_several_images_and_bad_arguments(model, image):
         refine(model, 0.5 * image, [TRUE], steps=0)
     with pytest.raises(PyrocharError, match="steps"):
         refine(model, image, [TRUE], steps=-1)
+    with pytest.raises(PyrocharError, match="init_affine"):
+        refine(model, image, [TRUE], steps=0, init_affine=[1.0, 1.0])
     with pytest.raises(PyrocharError, match="type_every"):
         refine(model, image, [TRUE], steps=1, type_every=0)

@@ -174,6 +174,16 @@ def _from_logit(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * torch.sigmoid(u.clamp(-LOGIT_CLAMP, LOGIT_CLAMP))
 
 
+def _keep_better(best: dict, best_total: torch.Tensor, current: dict, total: torch.Tensor) -> torch.Tensor:
+    """Copy into ``best`` the ``current`` values (each (B, ...)) of the candidates whose
+    ``total`` (B,) beats ``best_total``; return the new best totals. NaN never wins."""
+    better = total > best_total  # (B,)
+    for k, v in current.items():
+        m = better.view((-1,) + (1,) * (v.dim() - 1))
+        best[k] = torch.where(m, v.detach(), best[k])
+    return torch.where(better, total, best_total)
+
+
 def refine(
     type_model: CharacterModel,
     images,
@@ -233,8 +243,15 @@ def refine(
 
     lo_b, hi_b = params.blur_range
     lo_e, hi_e = params.eps_range
-    affine0 = params.affine_mean(dtype, device).expand(b, 4) if init_affine is None else (
-        torch.as_tensor(init_affine, dtype=dtype, device=device).expand(b, 4))  # fmt: skip
+    if init_affine is None:
+        affine0 = params.affine_mean(dtype, device)
+    elif torch.is_tensor(init_affine):
+        affine0 = init_affine.detach().to(device=device, dtype=dtype)
+    else:
+        affine0 = torch.as_tensor(np.asarray(init_affine, dtype=np.float64), dtype=dtype, device=device)
+    if affine0.shape not in ((4,), (b, 4)):
+        raise PyrocharError(f"init_affine must be (4,) or ({b}, 4), got shape {tuple(affine0.shape)}")
+    affine0 = affine0.expand(b, 4)
     leaves = {
         "cps": cps0.clone(),
         "shape_noise": torch.zeros_like(cps0),
@@ -268,12 +285,8 @@ def refine(
                 type_now = lp.detach()
             scores = joint_log_prob(type_model, params, leaves["cps"], n_cp, values_of(leaves),
                                     target, type_now)  # fmt: skip
-            total = scores.total.detach()  # with the type's log-prob of its last refresh
-            better = total > best_total  # NaN never improves
-            best_total = torch.where(better, total, best_total)
-            for k, v in leaves.items():
-                m = better.view((b,) + (1,) * (v.dim() - 1))
-                best[k] = torch.where(m, v.detach(), best[k])
+            # the total with the type's log-prob of its last refresh
+            best_total = _keep_better(best, best_total, leaves, scores.total.detach())
             grads = torch.autograd.grad(-(scores.token + scores.image).sum(), [leaves[k] for k in trained])
             for k, g in zip(trained, grads, strict=True):
                 if k == "cps":
@@ -283,10 +296,7 @@ def refine(
         final = {k: v.detach() for k, v in leaves.items()}
         with torch.no_grad():
             last = joint_log_prob(type_model, params, final["cps"], n_cp, values_of(final), target, fixed_type)
-            better = last.total > best_total
-            for k, v in final.items():
-                m = better.view((b,) + (1,) * (v.dim() - 1))
-                best[k] = torch.where(m, v, best[k])
+            _keep_better(best, best_total, final, last.total)
             values = values_of(best)
             scores = joint_log_prob(type_model, params, best["cps"], n_cp, values, target, fixed_type)
             token = token_controls(best["cps"], n_cp, values)
