@@ -1,0 +1,1 @@
+"""Characters as images: reading, rendering, the token and image model, parsing."""
