@@ -22,8 +22,9 @@ strokes as minimal splines) scored by a type model, best first:
    for being short (an image's short strokes are ink to explain).
 3. **Search**: for each stroke set, the orders and directions of its strokes: all
    ``n! 2^n`` of them when they fit the set's share of ``n_candidates``, else that
-   many drawn at random without repeats. Candidates beyond the type model's caps
-   (too many strokes or control points) are dropped; the rest are scored with the
+   many drawn at random without repeats, beginning with the order and directions
+   of reading (top left first, each stroke from its top-left end). Candidates
+   beyond the type model's caps (too many strokes or control points) are dropped; the rest are scored with the
    model's teacher-forced log-probability (:func:`pyrochar.scoring.log_likelihood`)
    in batches of ``batch_size``.
 
@@ -213,14 +214,26 @@ def stroke_splines(graph: SkeletonGraph, strokes: Sequence[Stroke], cache: dict 
 # ------------------------------------------------------------------------ search
 
 
-def _arrangements(n: int, budget: int, rng: np.random.Generator) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
-    """(order, reversed flags) of n strokes: all n! 2^n when they fit ``budget``,
-    else ``budget`` distinct ones drawn at random."""
+def _reading_arrangement(strokes: Sequence[np.ndarray]) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """The order and directions a writer most often uses: each stroke starts at its
+    end nearer the top left (smaller ``x - y``), strokes by that start, top left first."""
+    flips = tuple(bool(s[-1, 0] - s[-1, 1] < s[0, 0] - s[0, 1]) for s in strokes)
+    starts = [s[-1] if f else s[0] for s, f in zip(strokes, flips, strict=True)]
+    order = tuple(sorted(range(len(strokes)), key=lambda i: float(starts[i][0] - starts[i][1])))
+    return order, flips
+
+
+def _arrangements(strokes: Sequence[np.ndarray], budget: int, rng: np.random.Generator
+                  ) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
+    """(order, reversed flags) of a stroke set: all n! 2^n when they fit ``budget``,
+    else the reading arrangement (:func:`_reading_arrangement`) and ``budget - 1``
+    other distinct ones drawn at random."""
+    n = len(strokes)
     total = math.factorial(n) * 2**n
     if total <= budget:
         return [(p, f) for p in itertools.permutations(range(n))
                 for f in itertools.product((False, True), repeat=n)]  # fmt: skip
-    found: dict[tuple, None] = {}
+    found: dict[tuple, None] = {_reading_arrangement(strokes): None}
     for _ in range(20 * budget):  # bounded; duplicates are rare when total >> budget
         if len(found) >= budget:
             break
@@ -285,7 +298,7 @@ def propose(
     for k, (strokes, budget) in enumerate(zip(splines, budgets, strict=True)):
         if not strokes:
             continue
-        for order, flips in _arrangements(len(strokes), budget, rng):
+        for order, flips in _arrangements(strokes, budget, rng):
             d = [strokes[i][::-1].copy() if f else strokes[i] for i, f in zip(order, flips, strict=True)]
             if _within_caps(type_model, d):
                 drawings.append(d)
