@@ -125,3 +125,5 @@ def test_several_images_and_bad_arguments(model, image):
         refine(model, torch.zeros(3, 28, 28), [TRUE], steps=0)
     with pytest.raises(PyrocharError, match="steps"):
         refine(model, image, [TRUE], steps=-1)
+    with pytest.raises(PyrocharError, match="type_every"):
+        refine(model, image, [TRUE], steps=1, type_every=0)
