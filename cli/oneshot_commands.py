@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from .options import parse_alphabets, seed_option
+from pyrochar.checks import check_output_folder
+
+from .options import checked, parse_alphabets, seed_option
 
 
 @click.command("oneshot-runs")
@@ -31,3 +34,32 @@ def oneshot_runs(source, alphabets, n_runs, seed, out):
         click.echo(f"{p.name}  {p.alphabet:<24} {len(p.characters):>2} classes  "
                    f"drawers {p.training_drawer:02d} (training) / {p.test_drawer:02d} (test)")
     click.echo(f"wrote {len(plans)} run(s) to {out}")
+
+
+@click.command()
+@click.argument("runs_dir", type=click.Path(path_type=Path))
+@click.option("--runs", "run_spec", default=None, help="Run numbers, e.g. 1-20 or 1,3,5-7 (default: all).")
+@click.option("--method", type=click.Choice(["mhd"]), default="mhd", show_default=True,
+              help="mhd: the modified Hausdorff distance between the ink pixels (the official baseline).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              callback=checked(check_output_folder),
+              help="Folder for every score (runNN.json), a picture per run (runNN.png) and "
+                   "summary.json; a rerun with the same --out resumes.")
+def classify(runs_dir, run_spec, method, as_json, out):
+    """One-shot classification of the runs in RUNS_DIR (the official layout:
+    runNN/training, runNN/test, runNN/class_labels.txt): per-run and mean error."""
+    from pyrochar.oneshot.classify import classify as classify_runs
+
+    result = classify_runs(None, runs_dir, runs=run_spec, method=method, out=out, progress=True)
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=1))
+        return
+    for r in result.runs:
+        resumed = "  (resumed from --out)" if r.resumed else ""
+        click.echo(f"{r.run}  error {r.error:5.1f}%  ({r.n_wrong} of {len(r.test)} wrong)  "
+                   f"{r.seconds:.1f} s{resumed}")
+    click.echo(f"mean error {result.mean_error:.1f}% over {len(result.runs)} run(s) ({method}), "
+               f"{result.seconds:.1f} s")
+    if out is not None:
+        click.echo(f"wrote every score and a picture per run to {out}")

@@ -18,7 +18,7 @@ Paths in ``class_labels.txt`` are relative to the folder holding the runs.
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import os
 import re
@@ -34,6 +34,7 @@ import numpy as np
 from pyrochar.atomic import STALE_AFTER_S, _process_alive
 from pyrochar.data.drawing import MAX_STROKE_FILE_BYTES, read_regular_file
 from pyrochar.errors import DataFormatError, PyrocharError
+from pyrochar.image.io import MAX_FILE_BYTES, read_image
 
 __all__ = [
     "LABELS_FILE",
@@ -53,10 +54,6 @@ LABELS_FILE = "class_labels.txt"
 MAX_CLASSES = 20
 #: Runs one folder can hold (run01 ... run99).
 MAX_RUNS = 99
-#: Side of an Omniglot image in pixels.
-IMAGE_SIDE = 105
-#: Bytes of one run image (an official one is a few hundred bytes).
-MAX_IMAGE_BYTES = 1 << 20
 #: The provenance file written beside built runs (which characters and drawers).
 PROVENANCE_FILE = "runs.json"
 
@@ -91,34 +88,22 @@ class Run:
         """The file a path of ``class_labels.txt`` names."""
         return self.root.joinpath(*PurePosixPath(relative).parts)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the run's labels file and of every image it names (with their
+        paths): a stored result is reused only for the very same run."""
+        digest = hashlib.sha256(read_regular_file(self.path(f"{self.name}/{LABELS_FILE}"),
+                                                  MAX_STROKE_FILE_BYTES))
+        for rel in sorted(set(self.training) | set(self.test)):
+            digest.update(rel.encode() + b"\0")
+            digest.update(read_regular_file(self.path(rel), MAX_FILE_BYTES))
+        return digest.hexdigest()
+
     def images(self) -> tuple[np.ndarray, np.ndarray]:
-        """The training images (C, 105, 105) and test images (T, 105, 105), bool, True = ink."""
-        train = np.stack([_read_run_image(self.path(p), p) for p in self.training])
-        test = np.stack([_read_run_image(self.path(p), p) for p in self.test])
+        """The training images (C, 105, 105) and test images (T, 105, 105), bool, True = ink
+        (read by :func:`pyrochar.image.io.read_image`: Omniglot's PNGs exactly as they are)."""
+        train = np.stack([read_image(self.path(p)) for p in self.training])
+        test = np.stack([read_image(self.path(p)) for p in self.test])
         return train, test
-
-
-def _read_run_image(path: Path, shown: str) -> np.ndarray:
-    """A 105x105 run image as a bool array, True = ink (pixel value below half).
-
-    Only the official format is read here (105x105, ink dark); any problem is one
-    PyrocharError naming the file ``shown`` (its path in the labels file).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    data = read_regular_file(path, MAX_IMAGE_BYTES)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.size != (IMAGE_SIDE, IMAGE_SIDE):
-                raise PyrocharError(f"{shown}: the image is {img.size[0]}x{img.size[1]} pixels; "
-                                    f"run images are {IMAGE_SIDE}x{IMAGE_SIDE}")
-            grey = np.asarray(img.convert("L"))  # (105, 105) uint8
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise PyrocharError(f"{shown}: not a readable image ({e})") from None
-    ink = grey < 128
-    if not ink.any():
-        raise PyrocharError(f"{shown}: the image has no ink (dark pixels); a run image shows a character")
-    return ink
 
 
 def _labels_problem(labels: Path, line: int, reason: str) -> DataFormatError:
