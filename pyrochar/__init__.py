@@ -26,6 +26,7 @@ _LAZY = {
     "score": "pyrochar.api",
     "sample": "pyrochar.api",
     "complete": "pyrochar.api",
+    "parse": "pyrochar.image.parse",
     "classify": "pyrochar.oneshot.classify",
     "load_checkpoint": "pyrochar.checkpoint",
     "save_checkpoint": "pyrochar.checkpoint",
