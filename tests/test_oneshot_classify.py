@@ -58,9 +58,12 @@ def test_the_output_files(runs_dir, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "run01.json", "run01.png", "run03.json", "run03.png", "summary.json"]
     data = json.loads((out / "run03.json").read_text())
-    assert set(data) == {"format", "run", "method", "pick", "training", "test", "answers", "choices",
-                         "correct", "scores", "error", "n_wrong", "seconds", "fingerprint"}
-    assert data["run"] == "run03" and data["method"] == "mhd" and data["pick"] == "smallest"
+    assert set(data) == {"format", "run", "method", "settings", "score", "pick", "training", "test",
+                         "answers", "choices", "correct", "scores", "error", "errors", "n_wrong", "seconds",
+                         "fingerprint"}
+    assert data["run"] == "run03" and data["method"] == "mhd" and data["settings"] == {}
+    assert data["score"] == "mhd" and data["pick"] == {"mhd": "smallest"}
+    assert data["errors"] == {"mhd": data["error"]}
     scores = np.array(data["scores"]["mhd"])
     assert scores.shape == (len(data["test"]), len(data["training"])) == (4, 4)
     assert data["choices"] == list(np.argmin(scores, axis=1))
@@ -68,9 +71,9 @@ def test_the_output_files(runs_dir, tmp_path):
     assert data["error"] == 100 * data["n_wrong"] / 4
     summary = json.loads((out / "summary.json").read_text())
     assert summary == json.loads(json.dumps(result.summary()))
-    assert set(summary) == {"method", "mean_error", "n_runs", "seconds", "runs"}
+    assert set(summary) == {"method", "mean_error", "mean_errors", "n_runs", "seconds", "runs"}
     assert [r["run"] for r in summary["runs"]] == ["run01", "run03"]
-    assert set(summary["runs"][0]) == {"run", "error", "n_test", "n_wrong", "seconds", "resumed"}
+    assert set(summary["runs"][0]) == {"run", "error", "errors", "n_test", "n_wrong", "seconds", "resumed"}
     from PIL import Image
 
     with Image.open(out / "run01.png") as img:
@@ -91,9 +94,9 @@ def test_an_interrupted_classification_resumes_at_the_next_run(runs_dir, tmp_pat
     scored = []
     real = classify_module._SCORERS["mhd"]
 
-    def counting(run, bar):
+    def counting(run, *args):
         scored.append(run.name)
-        return real(run, bar)
+        return real(run, *args)
 
     monkeypatch.setitem(classify_module._SCORERS, "mhd", counting)
     again = pyrochar.classify(None, runs_dir, method="mhd", out=out)
@@ -121,8 +124,10 @@ def test_a_changed_or_damaged_result_is_recomputed(runs_dir, tmp_path):
 
 
 def test_bad_arguments(runs_dir, tmp_path):
-    with pytest.raises(PyrocharError, match="unknown method 'model'; choose one of: mhd"):
-        pyrochar.classify(None, runs_dir, method="model")
+    with pytest.raises(PyrocharError, match="unknown method 'x'; choose one of: model, mhd"):
+        pyrochar.classify(None, runs_dir, method="x")
+    with pytest.raises(PyrocharError, match="method 'model' needs a type model"):
+        pyrochar.classify(None, runs_dir)
     with pytest.raises(PyrocharError, match="no run 7"):
         pyrochar.classify(None, runs_dir, runs=[1, 7], method="mhd")
     (tmp_path / "file").write_text("x")
@@ -135,10 +140,10 @@ def test_the_command(run, runs_dir, tmp_path):
     summary = json.loads(res.stdout)
     assert [r["run"] for r in summary["runs"]] == ["run02", "run03"]
     assert summary["mean_error"] == 0.0 and summary["method"] == "mhd"
-    res = run("classify", runs_dir, "--out", tmp_path / "out")
+    res = run("classify", runs_dir, "--method", "mhd", "--out", tmp_path / "out")
     assert "run01  error   0.0%  (0 of 4 wrong)" in res.stdout
     assert "mean error 0.0% over 3 run(s) (mhd)" in res.stdout
-    res = run("classify", runs_dir, "--runs", "1", "--out", tmp_path / "out")
+    res = run("classify", runs_dir, "--runs", "1", "--method", "mhd", "--out", tmp_path / "out")
     assert "(resumed from --out)" in res.stdout
     bad = run("classify", runs_dir, "--runs", "x", ok=False)
     assert bad.output.strip().splitlines()[-1].startswith("Error: --runs 'x'")
