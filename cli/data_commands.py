@@ -165,3 +165,8 @@ def split(source, spec, holdout_alphabets, out):
     sp.to_json(out)
     click.echo(f"wrote {out}: {len(sp.train)} train, {len(sp.validation)} validation, "
                f"{len(sp.test)} test characters")
+
+
+from .oneshot_commands import oneshot_runs  # noqa: E402  (defined with the other one-shot commands)
+
+data.add_command(oneshot_runs)

@@ -27,6 +27,7 @@ _LAZY = {
     "sample": "pyrochar.api",
     "complete": "pyrochar.api",
     "parse": "pyrochar.image.parse",
+    "classify": "pyrochar.oneshot.classify",
     "load_checkpoint": "pyrochar.checkpoint",
     "save_checkpoint": "pyrochar.checkpoint",
     "GenerateCharacter": "pyrochar.models",

@@ -1,0 +1,145 @@
+"""``classify(method="model")``: parse, refit and the one-way and two-way scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pyrochar
+import pyrochar.oneshot.refit as refit_module
+from pyrochar.oneshot.refit import ImageParses, two_way
+from pyrochar.oneshot.runs import LABELS_FILE
+
+#: Three characters as known strokes (normalized units): a bar, an L, a V.
+CHARACTERS = [
+    [np.array([[-1.5, 0.0], [-0.5, 0.0], [0.5, 0.0], [1.5, 0.0]])],
+    [np.array([[-1.0, 1.5], [-1.0, 0.0], [-1.0, -1.5]]), np.array([[-1.0, -1.5], [0.0, -1.5], [1.0, -1.5]])],
+    [np.array([[-1.2, 1.2], [-0.6, 0.0], [0.0, -1.2]]), np.array([[0.0, -1.2], [0.6, 0.0], [1.2, 1.2]])],
+]
+
+
+def drawn_by_another(strokes: list[np.ndarray]) -> list[np.ndarray]:
+    """The same character by another drawer: 10 percent larger, moved 0.3 right and 0.2 down."""
+    return [cp * 1.1 + np.array([0.3, -0.2]) for cp in strokes]
+
+
+def render(strokes: list[np.ndarray]) -> np.ndarray:
+    """Strokes -> a (105, 105) bool image: the image model's ink probability above 1/2."""
+    import torch
+
+    from pyrochar.image.refine import parse_tensors
+    from pyrochar.image.render import render_probs
+
+    cps, n_cp = parse_tensors([strokes])
+    probs = render_probs(cps, n_cp, torch.tensor([1.0]), torch.tensor([1e-3]))
+    return probs[0].numpy() > 0.5
+
+
+def save(ink: np.ndarray, path: Path) -> None:
+    """A 1-bit PNG, ink = 0 (Omniglot's format)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(ink, 0, 255).astype(np.uint8)).convert("1").save(path)
+
+
+@pytest.fixture(scope="module")
+def known_run(tmp_path_factory):
+    """A run of the three characters (test items in the order V, bar, L) and, for each
+    image's bytes, its strokes."""
+    root = tmp_path_factory.mktemp("model-run") / "runs"
+    strokes_of = {}
+    order = [2, 0, 1]  # item01 shows class03, ...
+    lines = []
+    for c, strokes in enumerate(CHARACTERS):
+        image = render(strokes)
+        save(image, root / "run01" / "training" / f"class{c + 1:02d}.png")
+        strokes_of[image.tobytes()] = strokes
+    for t, c in enumerate(order):
+        other = drawn_by_another(CHARACTERS[c])
+        image = render(other)
+        save(image, root / "run01" / "test" / f"item{t + 1:02d}.png")
+        strokes_of[image.tobytes()] = other
+        lines.append(f"run01/test/item{t + 1:02d}.png run01/training/class{c + 1:02d}.png\n")
+    (root / "run01" / LABELS_FILE).write_text("".join(lines))
+    return root, strokes_of, order
+
+
+@pytest.fixture
+def known_parses(known_run, monkeypatch):
+    """The parser replaced by one that returns each image's known strokes: two
+    parses (the strokes, and the strokes slightly bent, weights 0.8 and 0.2), one
+    for the training image of the V (parse counts may differ between images)."""
+    _, strokes_of, _ = known_run
+    seen = []
+
+    def fake_parse(model, image, k, steps, seed):
+        strokes = strokes_of[np.asarray(image).tobytes()]
+        seen.append(len(strokes))
+        bent = [cp + np.array([0.0, 0.15]) * np.sin(np.linspace(0, np.pi, len(cp)))[:, None] for cp in strokes]
+        parses = [strokes, bent][: (1 if len(strokes) == 2 and strokes[0][0, 0] < -1.1 else k)]
+        totals = np.log(np.array([0.8, 0.2]))[: len(parses)]
+        return ImageParses(parses, totals - np.logaddexp.reduce(totals), float(np.logaddexp.reduce(totals)))
+
+    monkeypatch.setattr(refit_module, "parse_image", fake_parse)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def full_ns():
+    return pyrochar.load_pretrained("full-ns")
+
+
+def test_known_strokes_are_classified_correctly(known_run, known_parses, full_ns, tmp_path):
+    root, _, order = known_run
+    result = pyrochar.classify(full_ns, root, k=2, steps=10, out=tmp_path / "out")
+    (r,) = result.runs
+    assert r.method == "model" and r.answers == order
+    assert r.choices == order and r.error == 0.0
+    assert r.errors == {"one_way": 0.0, "two_way": 0.0}
+    assert len(known_parses) == 6  # 3 training and 3 test images parsed
+    one_way, both = np.array(r.scores["one_way"]), np.array(r.scores["two_way"])
+    assert one_way.shape == both.shape == (3, 3) and np.isfinite(both).all()
+    # the right class explains each test item by a wide margin (nats)
+    for t, c in enumerate(order):
+        assert one_way[t, c] > np.delete(one_way[t], c).max() + 10
+    data = json.loads((tmp_path / "out" / "run01.json").read_text())
+    assert data["score"] == "two_way" and data["pick"] == {"one_way": "largest", "two_way": "largest"}
+    assert data["settings"]["k"] == 2 and data["settings"]["steps"] == 10
+    assert data["settings"]["model"] == "full-ns" and len(data["settings"]["weights_sha256"]) == 64
+    with Image.open(tmp_path / "out" / "run01.png") as img:
+        assert img.width > 3 * 105  # test item, chosen image, its parse refitted
+
+
+def test_other_settings_are_not_resumed(known_run, known_parses, full_ns, tmp_path):
+    root, _, _ = known_run
+    pyrochar.classify(full_ns, root, k=2, steps=1, out=tmp_path / "out")
+    again = pyrochar.classify(full_ns, root, k=2, steps=1, out=tmp_path / "out")
+    assert again.runs[0].resumed
+    other = pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
+    assert not other.runs[0].resumed
+
+
+def test_the_command(run, known_run, known_parses):
+    root, _, _ = known_run
+    res = run("classify", root, "-k", 2, "--steps", 3)
+    assert "run01  error   0.0%  (0 of 3 wrong, one-way 0.0%)" in res.stdout
+    assert "(model, by the two-way score, one-way 0.0%)" in res.stdout
+
+
+def test_two_way_adds_the_reverse_and_removes_the_marginal():
+    forward = np.array([[-10.0, -20.0], [-30.0, -12.0]])
+    backward = np.array([[-11.0, -25.0], [-28.0, -13.0]])
+    marginals = np.array([-50.0, -40.0])
+    np.testing.assert_allclose(two_way(forward, backward, marginals),
+                               [[-10 - 11 + 50, -20 - 25 + 40], [-30 - 28 + 50, -12 - 13 + 40]])
+
+
+@pytest.mark.slow
+def test_the_parser_finds_the_known_characters(known_run, full_ns):
+    """The same run with the real parser (slow on a CPU)."""
+    root, _, order = known_run
+    (r,) = pyrochar.classify(full_ns, root, k=2, steps=10).runs
+    assert r.choices == order
