@@ -353,7 +353,7 @@ def _requests(draw) -> tuple[str, dict]:
     return path, body
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(request=_requests())
 def test_hostile_bodies_get_an_answer_or_one_line_4xx(client, request):
     path, body = request
