@@ -16,8 +16,9 @@ It works the Pyro way, for every model: the per-step program
 (:meth:`~pyrochar.models.base.CharacterModel.model`) is traced conditioned on the K
 strokes (:func:`pyrochar.complete.prefix_condition_dict`) and on "the character
 goes on" after them, and stopped with ``poutine.escape`` at the ``loc_{K}`` site, so
-no further stroke is drawn (the padding sites, which score nothing, are let
-through untraced). The distribution objects recorded at the sites are then
+no further stroke is drawn (and with an offset cap just above the longest stroke,
+so that finished strokes are not padded to the model's cap; no distribution
+changes). The distribution objects recorded at the sites are then
 evaluated with ``fn.log_prob``. At the model's stroke cap the character must
 end: the termination probability is 1 and there is no next start (``density`` None).
 """
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyro.poutine as poutine
 import torch
-from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import NonlocalExit
 from pyro.poutine.util import site_is_subsample
 
@@ -101,32 +101,30 @@ class NextStroke:
         return float(sum(sum(s.values()) for s in self.stroke_log_probs))
 
 
-class _SkipPadding(Messenger):
-    """Let the per-step program's padding sites through untraced.
+def _steps_needed(model: CharacterModel, batch: CharacterBatch | None) -> int:
+    """The offset cap a run conditioned on ``batch`` needs: one more than its longest
+    stroke's offsets (at most the model's own cap).
 
-    Once every stroke (character) of a run has ended, the program still records its
-    remaining sites up to the caps as observed zeros, fully masked (they score 0;
-    they exist so that ``Predictive`` can stack runs). Stopping them here, before the
-    other handlers, saves most of a reading's Pyro overhead and changes no value.
+    A cap only makes the decision at it certain; below it the model's distributions
+    are its own. With this cap every observed site and the site read after them keep
+    the full model's distribution, and a finished stroke is not padded up to the
+    model's cap of 50 offsets (most of a reading's Pyro overhead otherwise).
     """
-
-    def _pyro_sample(self, msg):
-        if msg["infer"].get("padding"):
-            msg["done"] = True
-            msg["stop"] = True
+    longest = int(batch.n_offsets.max()) if batch is not None and batch.n_offsets.numel() else 0
+    return min(model.config.max_steps, longest + 1)
 
 
-def _run_until(model: CharacterModel, data: dict, site: str):
-    """Trace the per-step program conditioned on ``data`` until it reaches ``site``
-    -> (the trace of the sites before it, ``site``'s distribution or None if the run
-    ended without reaching it)."""
-    program = poutine.escape(poutine.condition(_SkipPadding()(model.model), data=data),
+def _run_until(model: CharacterModel, data: dict, site: str, batch: CharacterBatch | None):
+    """Trace the per-step program conditioned on ``data`` (the values of ``batch``)
+    until it reaches ``site`` -> (the trace of the sites before it, ``site``'s
+    distribution or None if the run ended without reaching it)."""
+    program = poutine.escape(poutine.condition(model.model, data=data),
                              escape_fn=lambda msg: msg["name"] == site)
     tracer = poutine.trace(program)
     fn = None
     with evaluating(model):
         try:
-            tracer(batch_size=1)
+            tracer(batch_size=1, max_steps=_steps_needed(model, batch))
         except NonlocalExit as stop:
             stop.reset_stack()
             fn = stop.site["fn"]
@@ -142,14 +140,14 @@ def _conditioned_run(model: CharacterModel, controls: list[np.ndarray]):
     if k > cap:
         raise CapsExceeded(f"{k} strokes; the {model.name} model draws at most {cap} "
                            "(its max_strokes cap)")
-    data = {}
+    data, batch = {}, None
     if k:
         batch = CharacterBatch.from_control_points([controls]).to(model.device)
         model.check_caps(batch)
         data = prefix_condition_dict(batch, k)
         if k < cap:  # else the decision after stroke k is certain: "it ends"
             data[char_end_site(k - 1)] = torch.zeros(1, device=model.device)
-    return _run_until(model, data, loc_site(k))
+    return _run_until(model, data, loc_site(k), batch)
 
 
 def _stroke_log_probs(trace, n_strokes: int) -> tuple[list[dict[str, float]], float | None]:
@@ -248,6 +246,6 @@ def next_point_prediction(model: CharacterModel, controls, partial, grid: Grid |
         return NextPoint(grid, None, motor_anchor)
     batch = CharacterBatch.from_control_points([[*controls, partial]]).to(model.device)
     data = prefix_condition_dict(batch, k, p, stroke_goes_on=True)
-    _, fn = _run_until(model, data, offset_site(k, p - 1))
+    _, fn = _run_until(model, data, offset_site(k, p - 1), batch)
     scale = FIRST_WEIGHTS[0] if first else 1.0
     return NextPoint(grid, _density(fn, grid, model.device, anchor, scale), motor_anchor)
