@@ -94,6 +94,11 @@ def serve(host, port, model_name, checkpoint, collect_dir, prompts_dir):
         click.echo(f"Warning: listening on {host}, not on this machine alone: anyone who can reach "
                    "it can use the pad" + (f" and write drawings into {collect_dir}" if collect_dir
                                            else "") + "; there is no login", err=True)
+    import torch
+
+    # Model calls run one at a time (one lock) on small tensors: one intra-op thread is
+    # as fast as two (benchmarks/bench_serve.py), and leaves the other core to serve HTTP.
+    torch.set_num_threads(1)
     sock = bind(host, port)
     app = create_app(_models(model_name, checkpoint), collect_dir=collect_dir, prompts=prompts,
                      allowed_hosts=[*LOOPBACK_NAMES, "[::1]"] if loopback else None)

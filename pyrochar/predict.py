@@ -9,12 +9,16 @@ After K strokes of a character, :func:`next_stroke_prediction` reads from the mo
 - the **log-probability of each stroke** by variable, the character taken as
   complete after stroke K (its last ``char_end`` decision is "it ends").
 
+While stroke K+1 is being drawn, :func:`next_point_prediction` reads the stroke
+model's density of its next control point the same way.
+
 It works the Pyro way, for every model: the per-step program
 (:meth:`~pyrochar.models.base.CharacterModel.model`) is traced conditioned on the K
 strokes (:func:`pyrochar.complete.prefix_condition_dict`) and on "the character
 goes on" after them, and stopped with ``poutine.escape`` at the ``loc_{K}`` site, so
-no further stroke is drawn (the padding sites, which score nothing, are let
-through untraced). The distribution objects recorded at the sites are then
+no further stroke is drawn (and with an offset cap just above the longest stroke,
+so that finished strokes are not padded to the model's cap; no distribution
+changes). The distribution objects recorded at the sites are then
 evaluated with ``fn.log_prob``. At the model's stroke cap the character must
 end: the termination probability is 1 and there is no next start (``density`` None).
 """
@@ -27,15 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 import pyro.poutine as poutine
 import torch
-from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import NonlocalExit
 from pyro.poutine.util import site_is_subsample
 
 from .checks import ArgumentValueError, check_control_points, check_int, check_model
 from .complete import prefix_condition_dict
+from .geometry import FIRST_WEIGHTS
 from .models.base import CapsExceeded, CharacterModel, evaluating
 from .models.batch import CharacterBatch
-from .models.sites import VARIABLES, char_end_site, loc_site, site_variable
+from .models.sites import VARIABLES, char_end_site, loc_site, offset_site, site_variable
 from .splines import CENTER, SCALE
 
 #: grid points per ``log_prob`` call (bounds the memory of a fine grid)
@@ -97,19 +101,34 @@ class NextStroke:
         return float(sum(sum(s.values()) for s in self.stroke_log_probs))
 
 
-class _SkipPadding(Messenger):
-    """Let the per-step program's padding sites through untraced.
+def _steps_needed(model: CharacterModel, batch: CharacterBatch | None) -> int:
+    """The offset cap a run conditioned on ``batch`` needs: one more than its longest
+    stroke's offsets (at most the model's own cap).
 
-    Once every stroke (character) of a run has ended, the program still records its
-    remaining sites up to the caps as observed zeros, fully masked (they score 0;
-    they exist so that ``Predictive`` can stack runs). Stopping them here, before the
-    other handlers, saves most of a reading's Pyro overhead and changes no value.
+    A cap only makes the decision at it certain; below it the model's distributions
+    are its own. With this cap every observed site and the site read after them keep
+    the full model's distribution, and a finished stroke is not padded up to the
+    model's cap of 50 offsets (most of a reading's Pyro overhead otherwise).
     """
+    longest = int(batch.n_offsets.max()) if batch is not None and batch.n_offsets.numel() else 0
+    return min(model.config.max_steps, longest + 1)
 
-    def _pyro_sample(self, msg):
-        if msg["infer"].get("padding"):
-            msg["done"] = True
-            msg["stop"] = True
+
+def _run_until(model: CharacterModel, data: dict, site: str, batch: CharacterBatch | None):
+    """Trace the per-step program conditioned on ``data`` (the values of ``batch``)
+    until it reaches ``site`` -> (the trace of the sites before it, ``site``'s
+    distribution or None if the run ended without reaching it)."""
+    program = poutine.escape(poutine.condition(model.model, data=data),
+                             escape_fn=lambda msg: msg["name"] == site)
+    tracer = poutine.trace(program)
+    fn = None
+    with evaluating(model):
+        try:
+            tracer(batch_size=1, max_steps=_steps_needed(model, batch))
+        except NonlocalExit as stop:
+            stop.reset_stack()
+            fn = stop.site["fn"]
+    return tracer.msngr.trace, fn
 
 
 def _conditioned_run(model: CharacterModel, controls: list[np.ndarray]):
@@ -121,25 +140,14 @@ def _conditioned_run(model: CharacterModel, controls: list[np.ndarray]):
     if k > cap:
         raise CapsExceeded(f"{k} strokes; the {model.name} model draws at most {cap} "
                            "(its max_strokes cap)")
-    data = {}
+    data, batch = {}, None
     if k:
         batch = CharacterBatch.from_control_points([controls]).to(model.device)
         model.check_caps(batch)
         data = prefix_condition_dict(batch, k)
         if k < cap:  # else the decision after stroke k is certain: "it ends"
             data[char_end_site(k - 1)] = torch.zeros(1, device=model.device)
-    nxt = loc_site(k)
-    program = poutine.escape(poutine.condition(_SkipPadding()(model.model), data=data),
-                             escape_fn=lambda msg: msg["name"] == nxt)
-    tracer = poutine.trace(program)
-    loc_fn = None
-    with evaluating(model):
-        try:
-            tracer(batch_size=1)
-        except NonlocalExit as stop:
-            stop.reset_stack()
-            loc_fn = stop.site["fn"]
-    return tracer.msngr.trace, loc_fn
+    return _run_until(model, data, loc_site(k), batch)
 
 
 def _stroke_log_probs(trace, n_strokes: int) -> tuple[list[dict[str, float]], float | None]:
@@ -163,13 +171,18 @@ def _stroke_log_probs(trace, n_strokes: int) -> tuple[list[dict[str, float]], fl
     return out, p_end
 
 
-def _density(fn, grid: Grid, device) -> np.ndarray:
-    """exp(fn.log_prob) of a 2-D start distribution (batch (1,)) on the grid, per square
-    motor px -> (size, size)."""
-    pts = torch.as_tensor((grid.motor_points() - CENTER) / SCALE, dtype=torch.float32, device=device)
-    out = [fn.log_prob(pts[lo:lo + CHUNK, None, :]).reshape(-1)  # (chunk,) normalized units
-           for lo in range(0, len(pts), CHUNK)]
-    dens = torch.cat(out).exp() / SCALE**2  # per square normalized unit -> per square px
+def _density(fn, grid: Grid, device, anchor=(0.0, 0.0), scale: float = 1.0) -> np.ndarray:
+    """The density of ``anchor + scale * v`` on the grid, per square motor px, for v
+    distributed as ``fn`` (2-D, batch (1,), normalized units) -> (size, size).
+
+    exp(fn.log_prob((p - anchor) / scale)) / scale^2 at each grid point p: a shift and
+    a scaling of ``fn``, with its Jacobian.
+    """
+    pts = (grid.motor_points() - CENTER) / SCALE  # (P, 2) normalized units
+    values = torch.as_tensor((pts - np.asarray(anchor)) / scale, dtype=torch.float32, device=device)
+    out = [fn.log_prob(values[lo:lo + CHUNK, None, :]).reshape(-1)  # (chunk,)
+           for lo in range(0, len(values), CHUNK)]
+    dens = torch.cat(out).exp() / (scale * SCALE) ** 2  # per square normalized unit -> px
     return dens.cpu().double().numpy().reshape(grid.size, grid.size)
 
 
@@ -191,3 +204,48 @@ def next_stroke_prediction(model: CharacterModel, controls, grid: Grid | int = F
     per_stroke, p_end = _stroke_log_probs(trace, len(controls))
     density = None if loc_fn is None else _density(loc_fn, grid, model.device)
     return NextStroke(grid, density, p_end, per_stroke)
+
+
+@dataclass
+class NextPoint:
+    """While a stroke is drawn: the stroke model's density of its next control point."""
+
+    grid: Grid
+    density: np.ndarray | None  # (size, size) per square motor px; None: the stroke must end
+    anchor: np.ndarray  # (2,) motor px: the point the next offset is added to
+
+
+@torch.no_grad()
+def next_point_prediction(model: CharacterModel, controls, partial, grid: Grid | int = FRAME) -> NextPoint:
+    """The density of the next control point of the stroke being drawn (paper, Fig. 3).
+
+    ``controls``: the K finished strokes (control points (n_i, 2), normalized units);
+    ``partial``: the P >= 1 control points of stroke K+1 so far. The per-step program
+    is conditioned on them and on "the stroke goes on"
+    (:func:`~pyrochar.complete.prefix_condition_dict` with ``prefix_points=P``) and
+    stopped at the site of offset P - 1 of stroke K+1. Control point P is control
+    point P - 1 plus that offset; for P = 1 the known point is the stroke's start y,
+    the first point of its curve, and control point 1 is ``y + 0.8 offset`` (as in
+    :mod:`pyrochar.figures.predictions`). At the model's cap of control points per
+    stroke the stroke must end: ``density`` is None.
+    """
+    check_model(model)
+    controls = [] if controls is None or len(controls) == 0 else check_control_points([controls])[0]
+    partial = check_control_points([[partial]], "partial")[0][0]
+    grid = Grid(size=grid) if isinstance(grid, int) and not isinstance(grid, bool) else grid
+    if not isinstance(grid, Grid):
+        raise ArgumentValueError(f"grid must be a pyrochar.predict.Grid or an int, got {grid!r}")
+    k, p = len(controls), len(partial)
+    if k + 1 > model.config.max_strokes:
+        raise CapsExceeded(f"stroke {k + 1}: the {model.name} model draws at most "
+                           f"{model.config.max_strokes} strokes (its max_strokes cap)")
+    first = p == 1
+    anchor = partial[-1]  # normalized units: cp[P - 1], or the start for P = 1
+    motor_anchor = anchor * SCALE + CENTER
+    if p - 1 >= model.config.max_steps:
+        return NextPoint(grid, None, motor_anchor)
+    batch = CharacterBatch.from_control_points([[*controls, partial]]).to(model.device)
+    data = prefix_condition_dict(batch, k, p, stroke_goes_on=True)
+    _, fn = _run_until(model, data, offset_site(k, p - 1), batch)
+    scale = FIRST_WEIGHTS[0] if first else 1.0
+    return NextPoint(grid, _density(fn, grid, model.device, anchor, scale), motor_anchor)

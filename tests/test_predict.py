@@ -133,3 +133,53 @@ def test_grid_arguments(models):
         next_stroke_prediction(models["bpl"], [], grid=2.5)
     with pytest.raises(TypeError, match="pyrochar model"):
         next_stroke_prediction("full-ns", [])
+
+
+# ------------------------------------------------------------ while a stroke is drawn
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("p", [1, 2])
+def test_next_point_density_is_the_offset_site_probability(models, drawing, name, p):
+    """Stroke 2 (4 control points) drawn up to P of them: the density at its true control point P is
+    the probability of offset P - 1, the difference of two partial log-likelihoods
+    (pyrochar.complete: P + 1 points whatever follows, minus P points and "goes on");
+    for P = 1 the known point is the start y and control point 1 = y + 0.8 offset."""
+    from pyrochar.complete import log_likelihood_partial
+    from pyrochar.models.batch import CharacterBatch
+    from pyrochar.predict import next_point_prediction
+
+    controls = controls_of(drawing)
+    stroke = controls[1]
+    start, _ = splines.stroke_to_start_offsets(stroke)
+    partial = start[None] if p == 1 else stroke[:p]
+    target = splines.to_motor(stroke[p])
+    x, y = float(target[0]), float(target[1])
+    pred = next_point_prediction(models[name], controls[:1], partial, Grid(1, x - 0.5, y + 0.5, x + 0.5, y - 0.5))
+    np.testing.assert_allclose(pred.anchor, splines.to_motor(partial[-1]))
+    batch = CharacterBatch.from_control_points([controls])
+    more = log_likelihood_partial(models[name], batch, 1, p + 1, stroke_goes_on=False)
+    less = log_likelihood_partial(models[name], batch, 1, p, stroke_goes_on=True)
+    jacobian = (0.8 if p == 1 else 1.0) ** 2 * splines.SCALE**2
+    assert math.log(pred.density[0, 0] * jacobian) == pytest.approx(float(more - less), abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["full-ns", "bpl"])
+def test_next_point_density_integrates_to_one(models, drawing, name):
+    from pyrochar.predict import next_point_prediction
+
+    controls = controls_of(drawing)
+    pred = next_point_prediction(models[name], controls[:1], controls[1][:2], WIDE)
+    assert pred.density.sum() * pred.grid.cell_area == pytest.approx(1.0, abs=0.01)
+
+
+def test_next_point_at_the_caps(models):
+    from pyrochar.predict import next_point_prediction
+
+    model = models["bpl"]
+    long = np.column_stack([np.linspace(-2, 2, model.config.max_steps + 1), np.zeros(model.config.max_steps + 1)])
+    assert next_point_prediction(model, [], long).density is None  # the stroke must end
+    assert next_point_prediction(model, [], long[:-1]).density is not None
+    line = [np.array([[-1.0, 0.2 * i], [1.0, 0.2 * i]]) for i in range(model.config.max_strokes)]
+    with pytest.raises(CapsExceeded, match="at most 10 strokes"):
+        next_point_prediction(model, line, long[:2])

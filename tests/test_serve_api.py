@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("fastapi", reason="the drawing pad needs the web extra: pip install '.[web]'")
 pytest.importorskip("httpx", reason="the API tests need httpx (the dev extra)")
@@ -126,6 +128,28 @@ def test_points_without_times_are_accepted(client):
     a = client.post("/api/read", json={"model": "hlstm", "strokes": [xy]}).json()
     b = client.post("/api/read", json={"model": "hlstm", "strokes": [LINE]}).json()
     assert a["nll"] == pytest.approx(b["nll"], abs=1e-6)
+
+
+def test_next_point_while_a_stroke_is_drawn(client, models, drawing):
+    """The fitted control points of the stroke being drawn and the density of the next
+    one: pyrochar.predict.next_point_prediction's, on the API's 64 x 64 frame grid."""
+    from pyrochar import splines
+    from pyrochar.predict import next_point_prediction
+
+    finished, current = wire(drawing)[:1], wire(drawing)[1]
+    body = client.post("/api/next_point", json={"model": "hlstm", "strokes": finished,
+                                                "stroke": current}).json()
+    cps = splines.preprocess_drawing([np.asarray(current)])[0]
+    np.testing.assert_allclose(body["control_points"], cps, atol=0.01)
+    controls = [splines.to_normalized(c) for c in splines.preprocess_drawing([np.asarray(finished[0])])]
+    expected = next_point_prediction(models["hlstm"], controls, splines.to_normalized(cps), 64).density
+    heat = body["next_point"]
+    assert heat["size"] == 64 and heat["max"] == pytest.approx(expected.max(), rel=1e-5)
+    np.testing.assert_allclose(heat["density"], expected, atol=expected.max() * 1e-3)
+    short = client.post("/api/next_point", json={"model": "hlstm", "stroke": [[5, -5], [6, -5]]}).json()
+    assert short == {"control_points": [], "next_point": None}  # under 20 px: not a stroke yet
+    assert "stroke: Field required" in refused(client.post("/api/next_point", json={"model": "bpl"}), 422)
+    assert "stroke" in refused(client.post("/api/next_point", json={"model": "bpl", "stroke": []}), 422)
 
 
 def test_complete_keeps_the_drawn_strokes_and_repeats_with_a_seed(client, drawing):
@@ -300,6 +324,44 @@ def test_concurrent_clients_get_what_one_client_gets(client, drawing):
             assert b["p_end"] == pytest.approx(a["p_end"], abs=1e-6)
         else:
             assert b["samples"] == a["samples"]
+
+
+# hostile bodies: whatever JSON arrives, the answer is 200 or a one-line 4xx, never a 500
+_numbers = st.one_of(st.floats(-20, 125), st.sampled_from([1e300, -1e300, 1e-300, -0.0, 1000.0, 1e16]),
+                     st.integers(-(2**70), 2**70), st.booleans(), st.text(max_size=3), st.none())
+_points = st.lists(_numbers, min_size=0, max_size=4)
+_json_values = st.recursive(st.one_of(_numbers, st.text(max_size=5)),
+                            lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=12)
+_valid_points = st.lists(st.tuples(st.floats(0, 105), st.floats(-105, 0), st.floats(0, 1e4)).map(list),
+                         min_size=1, max_size=30)
+FIELDS = {"/api/read": ("model", "strokes"), "/api/next_point": ("model", "strokes", "stroke"), "/api/complete": ("model", "strokes", "n", "temperature", "seed"),
+          "/api/sample": ("model", "n", "temperature", "seed")}
+
+
+@st.composite
+def _requests(draw) -> tuple[str, dict]:
+    """A valid request, then 0-2 of its fields made hostile (or an unknown field added)."""
+    path = draw(st.sampled_from(sorted(FIELDS)))
+    valid = {"model": st.sampled_from(MODELS), "strokes": st.lists(_valid_points, min_size=1, max_size=4),
+             "stroke": _valid_points,
+             "n": st.integers(1, 3), "temperature": st.floats(0.5, 2), "seed": st.integers(0, 9)}
+    body = {k: draw(valid[k]) for k in FIELDS[path]}
+    for _ in range(draw(st.integers(0, 2))):
+        body[draw(st.sampled_from([*FIELDS[path], "extra"]))] = draw(
+            _json_values | st.lists(st.lists(_points, max_size=8), max_size=5))
+    return path, body
+
+
+@settings(max_examples=40, deadline=None)
+@given(request=_requests())
+def test_hostile_bodies_get_an_answer_or_one_line_4xx(client, request):
+    path, body = request
+    r = client.post(path, content=json.dumps(body, allow_nan=True),
+                    headers={"content-type": "application/json"})
+    if r.status_code != 200:
+        assert 400 <= r.status_code < 500, r.text
+        refused(r, r.status_code)
 
 
 # -------------------------------------------------------------------- collect mode

@@ -4,7 +4,8 @@ Endpoints (JSON; docs/serve.md lists them with their limits; FastAPI's own page 
 at ``/docs``):
 
 - ``GET /`` the page, ``GET /static/...`` its files (pyrochar/serve/static);
-- ``GET /api/models``; ``POST /api/read``, ``/api/complete``, ``/api/sample``;
+- ``GET /api/models``; ``POST /api/read``, ``/api/next_point``, ``/api/complete``,
+  ``/api/sample``;
 - collect mode only: ``GET /api/prompts``, ``POST /api/collect`` (404 otherwise).
 
 Every model call runs in a worker thread (off the event loop) under one lock per
@@ -30,7 +31,7 @@ from ..data.drawing import limits_problem
 from ..errors import PyrocharError
 from . import reading
 from .limits import MAX_BODY_BYTES, ApiError, BodyLimit, HostCheck, install_error_handlers
-from .schemas import CollectRequest, CompleteRequest, ReadRequest, SampleRequest
+from .schemas import CollectRequest, CompleteRequest, NextPointRequest, ReadRequest, SampleRequest
 
 STATIC = Path(__file__).parent / "static"
 #: the shipped models, in the order the page lists them, with their labels
@@ -121,12 +122,14 @@ def create_app(models: dict | None = None, collect_dir=None, prompts=None,
 
     @app.middleware("http")
     async def _headers(request, call_next):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         response = await call_next(request)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
-        # the time the app spent on the request (benchmarks/bench_serve.py reads it)
-        response.headers["Server-Timing"] = f"app;dur={1000 * (time.perf_counter() - start):.2f}"
+        # the time the app spent on the request, and the CPU time the process spent
+        # meanwhile, all threads (benchmarks/bench_serve.py reads them)
+        response.headers["Server-Timing"] = (f"app;dur={1000 * (time.perf_counter() - start):.2f}, "
+                                             f"cpu;dur={1000 * (time.process_time() - cpu):.2f}")
         return response
 
     _page_routes(app)
@@ -142,6 +145,13 @@ def create_app(models: dict | None = None, collect_dir=None, prompts=None,
         """The live reading after each stroke: NLL, breakdowns, next start density, P(end)."""
         model = runner.model(body.model)
         return await runner.run(reading.read, model, _drawing(body.strokes))
+
+    @app.post("/api/next_point")
+    async def next_point(body: NextPointRequest):
+        """While a stroke is drawn: its fitted control points and the density of the next one."""
+        model = runner.model(body.model)
+        drawing = _drawing([*body.strokes, body.stroke])
+        return await runner.run(reading.next_point, model, drawing[:-1], drawing[-1])
 
     @app.post("/api/complete")
     async def complete(body: CompleteRequest):

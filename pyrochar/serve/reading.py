@@ -18,7 +18,7 @@ from ..data.drawing import Drawing
 from ..models.base import CapsExceeded, evaluating
 from ..models.batch import CharacterBatch
 from ..models.sites import VARIABLES
-from ..predict import FRAME, Grid, next_stroke_prediction
+from ..predict import FRAME, Grid, next_point_prediction, next_stroke_prediction
 from ..scoring import log_likelihood
 
 #: decimals of the coordinates sent back (motor px: a hundredth of a pixel)
@@ -88,13 +88,29 @@ def read(model, strokes: list[np.ndarray], grid: Grid = FRAME) -> dict:
     pred = next_stroke_prediction(model, controls, grid)
     per_stroke = [{"nll": finite(-sum(lp.values())), **{k: finite(-v) for k, v in lp.items()}}
                   for lp in pred.stroke_log_probs]
-    next_start = None
-    if pred.density is not None:
-        next_start = {"size": grid.size, "x0": grid.x0, "y0": grid.y0, "x1": grid.x1, "y1": grid.y1,
-                      "density": _rounded(pred.density), "max": float(pred.density.max()),
-                      "units": "per square motor px"}
     return {"nll": nll, "breakdown": breakdown, "per_stroke": per_stroke, "kept": kept,
-            "splines": polylines(controls), "next_start": next_start, "p_end": pred.p_end}
+            "splines": polylines(controls), "next_start": heat_map(grid, pred.density),
+            "p_end": pred.p_end}
+
+
+def heat_map(grid: Grid, density: np.ndarray | None) -> dict | None:
+    """A density on a grid as the JSON heat map of the API (None stays None)."""
+    if density is None:
+        return None
+    return {"size": grid.size, "x0": grid.x0, "y0": grid.y0, "x1": grid.x1, "y1": grid.y1,
+            "density": _rounded(density), "max": float(density.max()), "units": "per square motor px"}
+
+
+def next_point(model, strokes: list[np.ndarray], stroke: np.ndarray, grid: Grid = FRAME) -> dict:
+    """While ``stroke`` is drawn after ``strokes``: its fitted control points and the
+    density of the next one (``POST /api/next_point``'s body); nothing before 20 px."""
+    _, controls = fitted(model, strokes)
+    cps = splines.preprocess_drawing([stroke])
+    if not cps:
+        return {"control_points": [], "next_point": None}
+    pred = next_point_prediction(model, controls, splines.to_normalized(cps[0]), grid)
+    return {"control_points": np.round(cps[0], DECIMALS).tolist(),
+            "next_point": heat_map(grid, pred.density)}
 
 
 @torch.no_grad()

@@ -47,6 +47,14 @@ class ReadRequest(_Body):
     strokes: Strokes = []
 
 
+class NextPointRequest(_Body):
+    """``POST /api/next_point``: the finished strokes and the one being drawn."""
+
+    model: ModelName
+    strokes: Strokes = []
+    stroke: Stroke
+
+
 class CompleteRequest(_Body):
     """``POST /api/complete``: n completions of the strokes drawn so far."""
 
