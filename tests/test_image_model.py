@@ -176,9 +176,9 @@ def test_the_token_log_prob_is_the_hand_computed_sum():
 
     _, n_cp = _padded([[STROKE], [OTHER, STROKE]])
     g = torch.Generator().manual_seed(4)
-    shape = 0.1 * torch.randn(2, 2, 4, 2, generator=g, dtype=torch.float64)
-    loc = 0.05 * torch.randn(2, 2, 2, generator=g, dtype=torch.float64)
-    affine = torch.tensor([[1.1, 0.9, 0.1, -0.2], [1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)
+    shape = 2.0 * torch.randn(2, 2, 4, 2, generator=g, dtype=torch.float64)  # px
+    loc = 1.0 * torch.randn(2, 2, 2, generator=g, dtype=torch.float64)  # px
+    affine = torch.tensor([[1.1, 0.9, 2.0, -4.0], [1.0, 1.0, 0.0, 0.0]], dtype=torch.float64)  # shifts in px
     v = TokenValues(shape, loc, affine, torch.tensor([1.0, 3.0], dtype=torch.float64),
                     torch.tensor([0.1, 0.2], dtype=torch.float64))  # fmt: skip
     got = token_log_prob(TokenParams(), n_cp, v)
@@ -186,8 +186,8 @@ def test_the_token_log_prob_is_the_hand_computed_sum():
     def normal(x, sd):
         return -0.5 * (x / sd) ** 2 - torch.log(sd * torch.sqrt(torch.tensor(2 * torch.pi, dtype=x.dtype)))
 
-    sd = torch.tensor(3.3593 / 20, dtype=torch.float64)
-    lsd = torch.tensor([1.3536 / 20, 1.2056 / 20], dtype=torch.float64)
+    sd = torch.tensor(3.3593, dtype=torch.float64)  # densities per px
+    lsd = torch.tensor([1.3536, 1.2056], dtype=torch.float64)
     want = torch.zeros(2, dtype=torch.float64)
     for b in range(2):
         for i in range(2):
@@ -195,7 +195,7 @@ def test_the_token_log_prob_is_the_hand_computed_sum():
             want[b] += normal(shape[b, i, :n], sd).sum() + (normal(loc[b, i], lsd).sum() if n else 0)
     cov = torch.zeros(4, 4, dtype=torch.float64)
     cov[:2, :2] = torch.tensor([[0.0470, 0.0223], [0.0223, 0.0359]], dtype=torch.float64)
-    cov[2, 2], cov[3, 3] = (5.2658 / 20) ** 2, (5.0867 / 20) ** 2
+    cov[2, 2], cov[3, 3] = 5.2658 ** 2, 5.0867 ** 2
     d = affine - torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)
     maha = (d @ torch.linalg.inv(cov) * d).sum(1)
     want += -0.5 * maha - 0.5 * torch.logdet(2 * torch.pi * cov)
@@ -220,7 +220,7 @@ def test_affine_warps_about_the_centre_and_its_gradients_match_finite_difference
         return (w * image_render.render_probs(token, n_cp, torch.tensor([1.5, 2.5], dtype=torch.float64),
                                               torch.tensor([0.05, 0.05], dtype=torch.float64))).sum()  # fmt: skip
 
-    affine = torch.tensor([[1.031, 0.967, 0.0213, -0.0117], [0.952, 1.043, -0.0311, 0.0271]],
+    affine = torch.tensor([[1.031, 0.967, 0.426, -0.234], [0.952, 1.043, -0.622, 0.542]],  # shifts in px
                           dtype=torch.float64, requires_grad=True)  # fmt: skip
     assert torch.autograd.gradcheck(f, (affine,), eps=1e-6, atol=1e-5, rtol=1e-4)
 

@@ -5,7 +5,8 @@ A character image is explained as P(type) P(token | type) P(image | token):
 - **type**: the strokes' control points, drawn by a project model
   (:class:`~pyrochar.models.base.CharacterModel`: Full NS, H-LSTM, ...), with its
   own sites (``loc_{i}``, ``offset_{i}_{t}``, ``stroke_end_{i}_{t}``, ``char_end_{i}``);
-- **token** (one drawing of the type), sites in NORMALIZED units (px / 20):
+- **token** (one drawing of the type), sites in PIXELS of the 105 x 105 frame (the
+  type is in normalized units, px / 20; see "Units" below):
 
   ==================  ===============  ===========================================
   site                value shape      distribution
@@ -17,8 +18,8 @@ A character image is explained as P(type) P(token | type) P(image | token):
   ``eps``             (B,)             Uniform(1e-4, 0.5), the pixel noise
   ==================  ===============  ===========================================
 
-  The token's control points are ``type + shape_noise + location_noise`` (the
-  location noise moves a whole stroke), then warped by the affine about the
+  The token's control points are ``type + (shape_noise + location_noise) / 20`` (the
+  location noise moves a whole stroke), then warped by the affine (shift / 20) about the
   centre of the drawing: ``x -> (x - c) * scale + c + shift`` with ``c`` the mean
   of its token control points (BPL warps about the centre of mass of the evaluated
   trajectory; the mean of the control points is a close, cheaper stand-in);
@@ -34,6 +35,15 @@ each stroke's count).
 
 ``pyro.condition(GenerateImage(type_model).model, data={"image": img})`` is the
 parsing problem: its posterior over the type and token sites given the image.
+
+Units. The type model's densities are per normalized unit (the project's NLLs);
+the token noise and the affine's shifts are per pixel, as the successor's token
+model states them. This matters when parses with different numbers of control
+points are compared by their joint log-prob (a MAP value, not a marginal): per
+normalized unit, the shape noise at zero adds +1.73 nats per control point, a
+reward for extra points and strokes; per pixel it adds -4.26 nats, close to the
+Occam factor a Laplace approximation of the marginal would charge (the image pins
+a control point to about a pixel). docs/image_model.md says more.
 """
 
 from __future__ import annotations
@@ -80,14 +90,14 @@ class TokenParams:
     eps_range: tuple[float, float] = (1e-4, 0.5)
 
     def affine_mean(self, dtype=torch.float32, device=None) -> torch.Tensor:
-        """(4,) mean of (scale x, scale y, shift x, shift y), shifts normalized."""
+        """(4,) mean of (scale x, scale y, shift x, shift y), shifts in px."""
         return torch.tensor([*self.scale_mean, 0.0, 0.0], dtype=dtype, device=device)
 
     def affine_cov(self, dtype=torch.float32, device=None) -> torch.Tensor:
-        """(4, 4) covariance: the scales' block, then the shifts' variances (normalized)."""
+        """(4, 4) covariance: the scales' block, then the shifts' variances (px^2)."""
         cov = torch.zeros(4, 4, dtype=dtype, device=device)
         cov[:2, :2] = torch.tensor(self.scale_cov, dtype=dtype)
-        cov[2, 2], cov[3, 3] = (self.shift_sd[0] / PX) ** 2, (self.shift_sd[1] / PX) ** 2
+        cov[2, 2], cov[3, 3] = self.shift_sd[0] ** 2, self.shift_sd[1] ** 2
         return cov
 
     def distributions(self, cp_mask: torch.Tensor, stroke_mask: torch.Tensor, dtype=torch.float32):
@@ -103,8 +113,8 @@ class TokenParams:
         def t(x):
             return torch.as_tensor(x, dtype=dtype, device=dev)
 
-        shape = dist.Normal(t(0.0), t(self.shape_sd / PX)).expand(cp_mask.shape + (2,))
-        loc_sd = t(self.location_sd) / PX  # (2,)
+        shape = dist.Normal(t(0.0), t(self.shape_sd)).expand(cp_mask.shape + (2,))  # px
+        loc_sd = t(self.location_sd)  # (2,) px
         location = dist.Normal(torch.zeros_like(loc_sd), loc_sd).expand(stroke_mask.shape + (2,))
         lo_b, hi_b = self.blur_range
         lo_e, hi_e = self.eps_range
@@ -122,7 +132,7 @@ class TokenParams:
 
 @dataclass
 class TokenValues:
-    """The values of the token sites of B drawings (normalized units)."""
+    """The values of the token sites of B drawings (noise and shifts in px)."""
 
     shape_noise: torch.Tensor  # (B, S, P, 2)
     location_noise: torch.Tensor  # (B, S, 2)
@@ -196,19 +206,19 @@ def type_batch(cps: torch.Tensor, n_cp: torch.Tensor) -> CharacterBatch:
 
 
 def warp(cps: torch.Tensor, n_cp: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
-    """Apply the affine (B, 4) to control points (B, S, P, 2) about each drawing's centre
-    (the mean of its real control points)."""
+    """Apply the affine (B, 4: scales, shifts in px) to control points (B, S, P, 2, normalized)
+    about each drawing's centre (the mean of its real control points)."""
     cp_mask, _ = _masks(n_cp, cps.shape[2])
     w = cp_mask.to(cps.dtype).unsqueeze(-1)  # (B, S, P, 1)
     centre = (cps * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1)  # (B, 2)
     c = centre.view(-1, 1, 1, 2)
-    scale, shift = affine[:, :2].view(-1, 1, 1, 2), affine[:, 2:].view(-1, 1, 1, 2)
+    scale, shift = affine[:, :2].view(-1, 1, 1, 2), affine[:, 2:].view(-1, 1, 1, 2) / PX
     return (cps - c) * scale + c + shift
 
 
 def token_controls(cps: torch.Tensor, n_cp: torch.Tensor, values: TokenValues) -> torch.Tensor:
     """The token's warped control points (B, S, P, 2): type + noise, then the affine."""
-    noisy = cps + values.shape_noise + values.location_noise.unsqueeze(2)
+    noisy = cps + (values.shape_noise + values.location_noise.unsqueeze(2)) / PX  # px -> normalized
     return warp(noisy, n_cp, values.affine)
 
 

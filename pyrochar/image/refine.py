@@ -40,6 +40,7 @@ from ..errors import PyrocharError
 from ..models.base import CharacterModel, evaluating
 from ..scoring import log_likelihood
 from .model import (
+    PX,
     ParseScores,
     TokenParams,
     TokenValues,
@@ -213,7 +214,7 @@ def refine(
         params: the token model's values (:class:`TokenParams`).
         lr: Adam's learning rate (positions in normalized units: 0.02 = 0.4 px;
             the affine and the logits of blur and eps use 5x of it).
-        init_affine: (B, 4) or (4,) starting affine (default: identity).
+        init_affine: (B, 4) or (4,) starting affine, shifts in px (default: identity).
         init_blur, init_eps: starting values of blur (px) and eps.
         type_every: with ``fit_type``, the type model's log-prob and its gradient
             are recomputed every ``type_every`` steps and reused in between (the
@@ -251,7 +252,7 @@ def refine(
         affine0 = torch.as_tensor(np.asarray(init_affine, dtype=np.float64), dtype=dtype, device=device)
     if affine0.shape not in ((4,), (b, 4)):
         raise PyrocharError(f"init_affine must be (4,) or ({b}, 4), got shape {tuple(affine0.shape)}")
-    affine0 = affine0.expand(b, 4)
+    affine0 = affine0.expand(b, 4) / torch.tensor([1.0, 1.0, PX, PX], dtype=dtype, device=device)  # leaf units
     leaves = {
         "cps": cps0.clone(),
         "shape_noise": torch.zeros_like(cps0),
@@ -267,7 +268,10 @@ def refine(
     opt = torch.optim.Adam([{"params": [leaves[k]], "lr": lr * scale[k]} for k in trained])
 
     def values_of(v: dict) -> TokenValues:
-        return TokenValues(v["shape_noise"], v["location_noise"], v["affine"],
+        """The site values (noise and shifts in px) of the leaves (all lengths normalized, so
+        that one learning rate suits the control points, the noise and the shifts)."""
+        affine = torch.cat([v["affine"][:, :2], v["affine"][:, 2:] * PX], dim=1)
+        return TokenValues(v["shape_noise"] * PX, v["location_noise"] * PX, affine,
                            _from_logit(v["blur"], lo_b, hi_b), _from_logit(v["eps"], lo_e, hi_e))  # fmt: skip
 
     with evaluating(type_model):

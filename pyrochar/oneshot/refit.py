@@ -29,7 +29,6 @@ __all__ = ["ImageParses", "Refits", "parse_images", "refit", "two_way"]
 
 #: Candidates per refine call (memory: a few MB each on the CPU).
 CHUNK = 256
-PX = 20.0  # px per normalized unit
 
 
 @dataclass
@@ -69,11 +68,11 @@ def parse_images(model, images: np.ndarray, k: int, steps: int | None, seed: int
 
 
 def _centroids(images: np.ndarray) -> np.ndarray:
-    """(N, 105, 105) bool -> (N, 2) ink centroids in normalized units (x = col, y = -row)."""
+    """(N, 105, 105) bool -> (N, 2) ink centroids in px (x = col, y = -row)."""
     out = []
     for image in images:
         rows, cols = np.nonzero(image)
-        out.append([cols.mean() / PX, -rows.mean() / PX])
+        out.append([cols.mean(), -rows.mean()])
     return np.array(out)
 
 
