@@ -45,9 +45,10 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def _register() -> None:
-    from . import data_commands, model_commands
+    from . import data_commands, image_commands, model_commands
 
     main.add_command(data_commands.data)
+    main.add_command(image_commands.parse)
     for command in model_commands.COMMANDS:
         main.add_command(command)
 

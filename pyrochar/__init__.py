@@ -26,6 +26,7 @@ _LAZY = {
     "score": "pyrochar.api",
     "sample": "pyrochar.api",
     "complete": "pyrochar.api",
+    "parse": "pyrochar.image.parse",
     "load_checkpoint": "pyrochar.checkpoint",
     "save_checkpoint": "pyrochar.checkpoint",
     "GenerateCharacter": "pyrochar.models",

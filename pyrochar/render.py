@@ -69,6 +69,12 @@ How it is computed (speed)
     differently). On CUDA the splat uses atomic adds, so results may differ from
     the CPU's (and between runs) by ~1e-7.
 
+Shared with the image model
+    :func:`splat_strokes` (points, ink per point, bilinear shares) and
+    :func:`broaden_unclamped` are the one copy of the ink model; the image model's
+    renderer (:mod:`pyrochar.image.render`) splats a whole character on one canvas
+    with them.
+
 Canvases
     A canvas is the 28 x 28 image of the strokes drawn so far; blank = zeros. A new
     stroke is ADDED to the canvas so far: ``canvas_new = clamp(canvas +
@@ -85,6 +91,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -105,6 +112,9 @@ __all__ = [
     "add_strokes_to_canvas",
     "render_character",
     "prefix_canvases",
+    "Splat",
+    "splat_strokes",
+    "broaden_unclamped",
 ]
 
 IMSIZE = 105
@@ -264,13 +274,19 @@ def _smooth121(x: torch.Tensor) -> torch.Tensor:
     return p[:, :, :-2] + 2.0 * p[:, :, 1:-1] + p[:, :, 2:]  # (B, H, W)
 
 
-def _broaden(x: torch.Tensor) -> torch.Tensor:
-    """N_BROADEN zero-padded passes of the BPL 3x3 kernel, then clamp to [0, 1]."""
+def broaden_unclamped(x: torch.Tensor) -> torch.Tensor:
+    """N_BROADEN zero-padded passes of the BPL 3x3 kernel over (B, H, W) splatted ink
+    (linear: the ink of several strokes may be broadened together or apart)."""
     c_sep = INK_B * INK_A / 12.0
     c_id = INK_B * (1.0 - 4.0 * INK_A / 3.0)
     for _ in range(N_BROADEN):
         x = c_sep * _smooth121(x) + c_id * x
-    return x.clamp(0.0, 1.0)
+    return x
+
+
+def _broaden(x: torch.Tensor) -> torch.Tensor:
+    """N_BROADEN zero-padded passes of the BPL 3x3 kernel, then clamp to [0, 1]."""
+    return broaden_unclamped(x).clamp(0.0, 1.0)
 
 
 def _window_size(extent: torch.Tensor) -> torch.Tensor:
@@ -297,15 +313,34 @@ def _ink_per_point(pts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ink
 
 
-def _render(cps: torch.Tensor, n_cp: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
-    """cps (B, N, 2) normalized -> (B, size, size) images; size 105 = no downsampling."""
+@dataclass
+class Splat:
+    """Where each evaluated point of B strokes puts its ink on the 105 x 105 canvas.
+
+    ``rf, cf`` (B, K) long: the pixel at or above-left of the point; ``rc, cc`` the
+    next row and column (clipped to the canvas); ``kept`` (B, K): the point is a
+    real one on the canvas; ``values`` (B, 4K): ink shared bilinearly between the
+    pixels ``(rf, cf), (rf, cc), (rc, cf), (rc, cc)``, in this order of blocks of K
+    (zero for points not kept). Differentiable in the control points.
+    """
+
+    rf: torch.Tensor
+    cf: torch.Tensor
+    rc: torch.Tensor
+    cc: torch.Tensor
+    kept: torch.Tensor
+    values: torch.Tensor
+
+
+def splat_strokes(cps: torch.Tensor, n_cp: torch.Tensor, dtype: torch.dtype) -> Splat:
+    """The ink of strokes cps (B, N, 2) normalized, n_cp (B,), as a :class:`Splat`.
+
+    Points, ink per point and the off-canvas rule of the module docstring; geometry
+    in float64 (float32 motor coordinates carry ~1e-5 px of rounding), the values
+    in ``dtype``.
+    """
     device = cps.device
-    b = cps.shape[0]
-    out = torch.zeros(b, size, size, dtype=dtype, device=device)
-    if b == 0:
-        return out
     n_cp = n_cp.to(device=device, dtype=torch.long)
-    # Geometry in float64 (float32 motor coordinates carry ~1e-5 px of rounding).
     geo = cps.to(torch.float64)
     motor = geo * SCALE + torch.tensor(CENTER, dtype=torch.float64, device=device)  # (B, N, 2)
     pts, mask = evaluate_splines_torch(motor, n_cp)  # (B, K, 2), (B, K)
@@ -322,6 +357,29 @@ def _render(cps: torch.Tensor, n_cp: torch.Tensor, size: int, dtype: torch.dtype
     fr, fc = row - r0f, col - c0f  # (B, K) in [0, 1)
     rf, cf = r0f.long(), c0f.long()
     rc, cc = (rf + 1).clamp(max=IMSIZE - 1), (cf + 1).clamp(max=IMSIZE - 1)
+    gfr, gfc = fr.to(dtype), fc.to(dtype)
+    gi = ink.to(dtype)
+    values = torch.cat(
+        [
+            gi * (1 - gfr) * (1 - gfc),
+            gi * (1 - gfr) * gfc,
+            gi * gfr * (1 - gfc),
+            gi * gfr * gfc,
+        ],
+        dim=1,
+    )  # (B, 4K)
+    return Splat(rf, cf, rc, cc, kept, values)
+
+
+def _render(cps: torch.Tensor, n_cp: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """cps (B, N, 2) normalized -> (B, size, size) images; size 105 = no downsampling."""
+    device = cps.device
+    b = cps.shape[0]
+    out = torch.zeros(b, size, size, dtype=dtype, device=device)
+    if b == 0:
+        return out
+    sp = splat_strokes(cps, n_cp, dtype)
+    rf, cf, rc, cc, kept = sp.rf, sp.cf, sp.rc, sp.cc, sp.kept
 
     # Support of the broadened ink of each stroke, and its window.
     big = torch.full_like(rf, IMSIZE)
@@ -366,19 +424,8 @@ def _render(cps: torch.Tensor, n_cp: torch.Tensor, size: int, dtype: torch.dtype
         ],
         dim=1,
     )  # (B, 4K)
-    gfr, gfc = fr.to(dtype), fc.to(dtype)
-    gi = ink.to(dtype)
-    val = torch.cat(
-        [
-            gi * (1 - gfr) * (1 - gfc),
-            gi * (1 - gfr) * gfc,
-            gi * gfr * (1 - gfc),
-            gi * gfr * gfc,
-        ],
-        dim=1,
-    )  # (B, 4K)
     buf = torch.zeros(int(hw.sum().item()), dtype=dtype, device=device)
-    buf.index_add_(0, idx.reshape(-1), val.reshape(-1))
+    buf.index_add_(0, idx.reshape(-1), sp.values.reshape(-1))
 
     m = _output_matrix(size, device, dtype)  # (S, 105)
     mt = m.t()  # (105, S)

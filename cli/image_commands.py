@@ -1,0 +1,137 @@
+"""``pyrochar parse``: images of characters -> their most probable strokes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .model_commands import _load_model, device_option, model_option
+from .options import image_out_option, json_out_option, seed_option
+
+#: Parses per image at most (each is refined, drawn and written).
+MAX_K = 20
+CELL = 210  # px of a picture cell (the 105 x 105 frame at 2x)
+CAPTION = 44  # px of caption under a cell
+
+
+def _arrow(draw, tail, head, colour, size: float = 7.0) -> None:
+    """An arrowhead at ``head`` pointing away from ``tail`` (pixel coordinates)."""
+    d = np.subtract(head, tail, dtype=float)
+    n = float(np.hypot(*d))
+    if n < 1e-6:
+        return
+    d /= n
+    side = np.array([-d[1], d[0]])
+    back = np.asarray(head) - size * d
+    draw.polygon([tuple(head), tuple(back + 0.5 * size * side), tuple(back - 0.5 * size * side)], fill=colour)
+
+
+def _parse_cell(ink: np.ndarray, parse=None):
+    """One cell: the image in light grey, the parse's strokes over it in colour with
+    their order number at the start and an arrow at the middle (direction)."""
+    from PIL import Image, ImageDraw
+
+    from pyrochar.viz import STROKE_COLOURS, splines_to_motor_polylines
+
+    grey = np.where(ink, 170, 255).astype(np.uint8)
+    tile = Image.fromarray(grey, mode="L").resize((CELL, CELL), Image.NEAREST).convert("RGB")
+    if parse is None:
+        return tile
+    draw = ImageDraw.Draw(tile)
+    scale = CELL / 105.0
+    for i, curve in enumerate(splines_to_motor_polylines(parse.drawn_strokes())):
+        colour = STROKE_COLOURS[i % len(STROKE_COLOURS)]
+        px = np.column_stack([curve[:, 0] * scale, -curve[:, 1] * scale])  # (k, 2) x, y pixels
+        draw.line([tuple(p) for p in px], fill=colour, width=3, joint="curve")
+        mid = len(px) // 2
+        _arrow(draw, px[max(mid - 2, 0)], px[min(mid + 1, len(px) - 1)], colour)
+        x, y = px[0]
+        draw.ellipse([x - 7, y - 7, x + 7, y + 7], fill=colour)
+        draw.text((x - 3, y - 6), str(i + 1), fill=(255, 255, 255))
+    return tile
+
+
+def _caption(parse, rank: int) -> str:
+    s = parse.scores
+    line = f"#{rank} w {parse.weight:.2f} total {s['total']:.1f}"
+    parts = [f"{key} {s[key]:.1f}" for key in ("type", "token", "image") if key in s]
+    return line + "\n" + " ".join(parts)
+
+
+def parses_figure(images: list[np.ndarray], parses: list[list]) -> object:
+    """Rows of cells, one row per image: the image, then its parses with captions."""
+    from PIL import Image, ImageDraw
+
+    n_cols = 1 + max(len(p) for p in parses)
+    full_w, full_h = CELL + 6, CELL + CAPTION
+    fig = Image.new("RGB", (n_cols * full_w + 6, len(images) * full_h + 6), (255, 255, 255))
+    draw = ImageDraw.Draw(fig)
+    for r, (ink, ps) in enumerate(zip(images, parses, strict=True)):
+        y0 = 6 + r * full_h
+        for c, p in enumerate([None, *ps]):
+            x0 = 6 + c * full_w
+            fig.paste(_parse_cell(ink, p), (x0, y0))
+            draw.rectangle([x0 - 1, y0 - 1, x0 + CELL, y0 + CELL], outline=(200, 200, 200))
+            text = "image" if p is None else _caption(p, c)
+            draw.multiline_text((x0 + 2, y0 + CELL + 3), text, fill=(0, 0, 0))
+    return fig
+
+
+def _json_document(paths: list[Path], parses: list[list]) -> str:
+    """All parses as one ``pyrochar-drawings`` document (readable by ``pyrochar score``)."""
+    drawings = []
+    for path, ps in zip(paths, parses, strict=True):
+        for rank, p in enumerate(ps, 1):
+            obj = p.to_json(label=f"{path} parse {rank}")
+            obj["parse"] = {"image": str(path), "rank": rank, **obj["parse"]}
+            drawings.append(obj)
+    return json.dumps({"format": "pyrochar-drawings", "version": 1, "drawings": drawings}, indent=1) + "\n"
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...",
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("-k", "k", type=click.IntRange(min=1, max=MAX_K), default=5, show_default=True,
+              help="Parses per image.")
+@model_option()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="A trained checkpoint (default: the shipped weights).")
+@click.option("--candidates", type=click.IntRange(min=1, max=100_000), default=None,
+              help="Proposals scored per image (default: pyrochar.image.propose.N_CANDIDATES).")
+@click.option("--steps", type=click.IntRange(min=0, max=10_000), default=None,
+              help="Refinement steps (default: the refiner's).")
+@click.option("--no-refine", is_flag=True,
+              help="Skip refinement: rank the proposals by their type log-prob alone (faster).")
+@seed_option(default=0, help="Random seed of the proposals (repeatable parses).")
+@image_out_option("parses.png", help="Picture to write: each image and its parses over it.")
+@json_out_option("Also write the parses as JSON (the project's drawing format plus each "
+                 "parse's values, .json).")
+@device_option()
+def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed, out, json_out, device):
+    """Parse images of characters into strokes: the K most probable parses of each.
+
+    IMAGE: Omniglot 105 x 105 PNGs, or any PNG/JPEG (thresholded, cropped and
+    scaled into the 105 x 105 frame).
+    """
+    from tqdm.auto import tqdm
+
+    from pyrochar.atomic import atomic_write_text
+    from pyrochar.image.parse import load_image
+    from pyrochar.image.parse import parse as parse_image
+    from pyrochar.image.propose import N_CANDIDATES
+    from pyrochar.viz import save_image
+
+    inks = [load_image(p) for p in images]  # every bad image is reported before any work
+    model = _load_model(model_name, checkpoint, device)
+    results = []
+    for ink in tqdm(inks, desc="parsing", unit="image"):
+        results.append(parse_image(model, ink, k=k, n_candidates=candidates or N_CANDIDATES,
+                                   steps=steps, seed=seed, refine=not no_refine))  # fmt: skip
+    save_image(parses_figure(inks, results), out, "--out")
+    click.echo(f"wrote {out}: {sum(map(len, results))} parse(s) of {len(images)} image(s)")
+    if json_out:
+        atomic_write_text(json_out, _json_document(list(images), results))
+        click.echo(f"wrote {json_out}")

@@ -1,0 +1,141 @@
+"""Reading pictures into the 105 x 105 ink frame (pyrochar.image.io)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pyrochar.errors import PyrocharError
+from pyrochar.image import io
+
+DATA = Path(__file__).resolve().parent / "data" / "images"
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "omniglot" / "images_background"
+
+
+def _ink_of_png(path: Path) -> np.ndarray:
+    return ~np.asarray(Image.open(path), dtype=bool)
+
+
+@pytest.mark.parametrize("name", ["0683_01.png", "0394_01.png"])
+def test_committed_omniglot_png_is_read_exactly(name):
+    path = DATA / "omniglot" / name
+    got = io.read_image(path)
+    assert got.dtype == bool and got.shape == (105, 105)
+    np.testing.assert_array_equal(got, _ink_of_png(path))
+    assert 0 < got.sum() < 105 * 105 // 2
+
+
+def test_shared_omniglot_png_is_read_exactly():
+    paths = sorted(SHARED_IMAGES.glob("Japanese_(katakana)/character01/*.png"))
+    if not paths:
+        pytest.skip("../shared/omniglot/images_background is absent")
+    for path in paths[:3]:
+        np.testing.assert_array_equal(io.read_image(path), _ink_of_png(path))
+
+
+def test_grey_picture_is_thresholded_cropped_and_scaled():
+    got = io.read_image(DATA / "grey_t.png")  # a 60 x 90 "T", dark on light
+    rows, cols = np.nonzero(got)
+    h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert max(h, w) == io.TARGET_EXTENT  # the longer side (height) scaled to 70 px
+    assert abs((rows.min() + rows.max()) / 2 - 52) <= 1  # centred
+    assert abs((cols.min() + cols.max()) / 2 - 52) <= 1
+    # the T's bar is at the top: the top rows of the ink are wider than the stem
+    assert got[rows.min() + 1].sum() > 3 * got[rows.max() - 1].sum()
+
+
+def test_light_ink_on_dark_paper_is_inverted():
+    grey = np.asarray(Image.open(DATA / "inverted_l.png").convert("L"), dtype=np.float64) / 255
+    t = io.threshold(grey)
+    assert t.inverted
+    assert t.ink.mean() < 0.2  # the ink is the thin light L, not the dark paper
+    got = io.read_image(DATA / "inverted_l.png")
+    # the L: a vertical stem on the left, a foot at the bottom
+    rows, cols = np.nonzero(got)
+    assert got[rows.max() - 1].sum() > 3 * got[rows.min() + 1].sum()
+
+
+def test_dark_ink_on_light_paper_is_not_inverted():
+    grey = np.ones((40, 40))
+    grey[10:30, 18:22] = 0.1
+    t = io.threshold(grey)
+    assert not t.inverted
+    np.testing.assert_array_equal(t.ink, grey < 0.5)
+
+
+def test_array_inputs_agree_with_files():
+    rgb = np.asarray(Image.open(DATA / "inverted_l.png").convert("RGB"))
+    np.testing.assert_array_equal(io.image_from_array(rgb), io.read_image(DATA / "inverted_l.png"))
+    ink = _ink_of_png(DATA / "omniglot" / "0683_01.png")
+    np.testing.assert_array_equal(io.image_from_array(ink), ink)
+
+
+def test_alpha_is_composited_on_white(tmp_path):
+    rgba = np.zeros((50, 50, 4), dtype=np.uint8)  # transparent black everywhere...
+    rgba[10:40, 20:25] = (0, 0, 0, 255)  # ...but an opaque black bar
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    got = io.read_image(tmp_path / "a.png")
+    rows, cols = np.nonzero(got)
+    assert rows.max() - rows.min() + 1 == io.TARGET_EXTENT  # the bar, not the whole square
+    assert cols.max() - cols.min() + 1 < 20
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.zeros((105, 105), dtype=bool), "no ink"),
+        (np.ones((105, 105), dtype=bool), "all ink"),
+        (np.full((30, 40), 255, dtype=np.uint8), "no ink"),
+        (np.zeros((30, 40), dtype=np.uint8), "all ink"),
+        (np.full((30, 40), np.nan), "NaN"),
+        (np.zeros((3, 4, 5)), "expected a 2-D"),
+        (np.zeros((0, 4)), "empty"),
+    ],
+)
+def test_bad_arrays_give_one_clear_line(array, message):
+    with pytest.raises(PyrocharError, match=message) as e:
+        io.image_from_array(array)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_folder_and_non_image_files(tmp_path):
+    with pytest.raises(PyrocharError, match="no such file"):
+        io.read_image(tmp_path / "nope.png")
+    with pytest.raises(PyrocharError, match="not a file"):
+        io.read_image(tmp_path)
+    (tmp_path / "x.png").write_text("this is not a picture")
+    with pytest.raises(PyrocharError, match="not a picture"):
+        io.read_image(tmp_path / "x.png")
+    good = (DATA / "grey_t.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(PyrocharError, match="cannot read|not a picture"):
+        io.read_image(tmp_path / "cut.png")
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height pixels (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grey
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [7000, 100_000])  # over our limit; over PIL's bomb guard
+def test_huge_pictures_are_refused_before_decoding(tmp_path, side):
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(side, side))
+    with pytest.raises(PyrocharError, match="too many pixels|pixel limit") as e:
+        io.read_image(tmp_path / "bomb.png")
+    assert "\n" not in str(e.value)
+
+
+def test_huge_files_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "MAX_FILE_BYTES", 100)
+    with pytest.raises(PyrocharError, match="byte limit"):
+        io.read_image(DATA / "omniglot" / "0394_01.png")  # 271 bytes
