@@ -123,14 +123,16 @@ def _refined_parses(model, image: np.ndarray, shortlisted: list[Candidate], step
     r = refine(model, images, [c.strokes for c in shortlisted], **kwargs)
     scores = {key: getattr(r.scores, key).detach().double().cpu().numpy()
               for key in ("type", "token", "image", "total")}  # fmt: skip
+    affine = r.affine.detach().double().cpu().numpy()  # (B, 4)
+    blur, eps = (t.detach().double().cpu().numpy() for t in (r.blur, r.eps))  # (B,) each
     return [
         Parse(
-            strokes=[np.asarray(s, dtype=np.float64) for s in r.strokes[i]],
+            strokes=[np.asarray(s, dtype=np.float64) for s in r.type_strokes[i]],
             scores={key: float(v[i]) for key, v in scores.items()},
             token_strokes=[np.asarray(s, dtype=np.float64) for s in r.token_strokes[i]],
-            affine=np.asarray(r.affine[i], dtype=np.float64),
-            blur=float(r.blur[i]),
-            eps=float(r.eps[i]),
+            affine=affine[i],
+            blur=float(blur[i]),
+            eps=float(eps[i]),
             extra={"stroke_set": c.stroke_set, "proposal_type_log_prob": c.type_log_prob},
         )
         for i, c in enumerate(shortlisted)

@@ -20,13 +20,16 @@ strokes as minimal splines) scored by a type model, best first:
    fitted with the smallest spline below the residual threshold: the same fit as
    ``pyrochar data prepare`` (:mod:`pyrochar.splines`). Strokes are not dropped
    for being short (an image's short strokes are ink to explain).
-3. **Search**: for each stroke set, the orders and directions of its strokes: all
-   ``n! 2^n`` of them when they fit the set's share of ``n_candidates``, else that
-   many drawn at random without repeats, beginning with the order and directions
-   of reading (top left first, each stroke from its top-left end). Candidates
-   beyond the type model's caps (too many strokes or control points) are dropped; the rest are scored with the
-   model's teacher-forced log-probability (:func:`pyrochar.scoring.log_likelihood`)
-   in batches of ``batch_size``.
+3. **Search**, in two rounds, over the orders and directions of each stroke set's
+   strokes. Round one gives every set a share of half of ``n_candidates`` (at most
+   ``FIRST_ROUND`` each); round two gives the rest to the best third of the sets
+   (ranked by their best score so far). A set's share holds all its ``n! 2^n``
+   arrangements when they fit, else that many distinct ones drawn at random,
+   beginning with the order and directions of reading (top left first, each
+   stroke from its top-left end). Candidates beyond the type model's caps (too many
+   strokes or control points) are dropped; the rest are scored with the model's
+   teacher-forced log-probability (:func:`pyrochar.scoring.log_likelihood`) in
+   batches of ``batch_size``.
 
 :func:`component_baseline` is the no-search baseline: one stroke per connected part
 of the skeleton, walking each part in one go (retracing where it must).
@@ -57,7 +60,9 @@ __all__ = [
 ]
 
 #: Candidates scored per image by default (the model scores over a thousand a second).
-N_CANDIDATES = 2000
+N_CANDIDATES = 1000
+#: Arrangements per stroke set in the search's first round.
+FIRST_ROUND = 32
 #: Random walks per image by default (most give stroke sets already found).
 N_WALKS = 150
 #: Range of ``tau`` (radians) of a walk: how strongly it prefers smooth continuations.
@@ -223,33 +228,39 @@ def _reading_arrangement(strokes: Sequence[np.ndarray]) -> tuple[tuple[int, ...]
     return order, flips
 
 
-def _arrangements(strokes: Sequence[np.ndarray], budget: int, rng: np.random.Generator
-                  ) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
-    """(order, reversed flags) of a stroke set: all n! 2^n when they fit ``budget``,
-    else the reading arrangement (:func:`_reading_arrangement`) and ``budget - 1``
-    other distinct ones drawn at random."""
+def _arrangements(strokes: Sequence[np.ndarray], budget: int, rng: np.random.Generator,
+                  exclude: frozenset | set = frozenset()) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
+    """Up to ``budget`` (order, reversed flags) of a stroke set not in ``exclude``:
+    all n! 2^n of them when they fit, else the reading arrangement
+    (:func:`_reading_arrangement`) and others drawn at random, all distinct."""
     n = len(strokes)
     total = math.factorial(n) * 2**n
-    if total <= budget:
-        return [(p, f) for p in itertools.permutations(range(n))
-                for f in itertools.product((False, True), repeat=n)]  # fmt: skip
-    found: dict[tuple, None] = {_reading_arrangement(strokes): None}
-    for _ in range(20 * budget):  # bounded; duplicates are rare when total >> budget
+    if total <= budget + len(exclude):
+        every = [(p, f) for p in itertools.permutations(range(n))
+                 for f in itertools.product((False, True), repeat=n)]  # fmt: skip
+        return [a for a in every if a not in exclude][:budget]
+    found: dict[tuple, None] = {}
+    reading = _reading_arrangement(strokes)
+    if reading not in exclude:
+        found[reading] = None
+    for _ in range(20 * budget):  # bounded; repeats are rare when total >> budget
         if len(found) >= budget:
             break
-        found[(tuple(int(i) for i in rng.permutation(n)), tuple(bool(b) for b in rng.integers(0, 2, n)))] = None
+        a = (tuple(int(i) for i in rng.permutation(n)), tuple(bool(b) for b in rng.integers(0, 2, n)))
+        if a not in exclude:
+            found[a] = None
     return list(found)
 
 
-def _budgets(sizes: Sequence[int], n_candidates: int) -> list[int]:
-    """Share ``n_candidates`` among stroke sets of ``sizes`` strokes: small sets take
-    all their arrangements, what they leave goes to the others."""
+def _budgets(sizes: Sequence[int], n_candidates: int, cap: int | None = None) -> list[int]:
+    """Share ``n_candidates`` among stroke sets of ``sizes`` strokes (at most ``cap``
+    each): small sets take all their arrangements, what they leave goes to the others."""
     budgets = [0] * len(sizes)
     left = n_candidates
     order = sorted(range(len(sizes)), key=lambda i: math.factorial(sizes[i]) * 2 ** sizes[i])
     for k, i in enumerate(order):
         share = max(1, left // (len(order) - k))
-        budgets[i] = min(math.factorial(sizes[i]) * 2 ** sizes[i], share)
+        budgets[i] = min(math.factorial(sizes[i]) * 2 ** sizes[i], share, cap or share)
         left -= budgets[i]
     return budgets
 
@@ -276,6 +287,22 @@ def _within_caps(model, strokes: Sequence[np.ndarray]) -> bool:
     return model.caps_problem(len(strokes), max(len(s) - 1 for s in strokes)) is None
 
 
+def _arranged(type_model, splines, budgets, rng, tried) -> tuple[list, list[int]]:
+    """The drawings (control points per stroke) of new arrangements of each stroke
+    set within the model's caps, and the set of each; ``tried`` {set: arrangements}
+    is updated."""
+    drawings, set_of = [], []
+    for k, budget in budgets.items():
+        strokes = splines[k]
+        for order, flips in _arrangements(strokes, budget, rng, tried[k]):
+            tried[k].add((order, flips))
+            d = [strokes[i][::-1].copy() if f else strokes[i] for i, f in zip(order, flips, strict=True)]
+            if _within_caps(type_model, d):
+                drawings.append(d)
+                set_of.append(k)
+    return drawings, set_of
+
+
 def propose(
     image: np.ndarray,
     type_model,
@@ -290,22 +317,25 @@ def propose(
     an image whose every arrangement is beyond the model's caps gives []."""
     graph = skeleton_graph(image) if graph is None else graph
     rng = np.random.default_rng(seed)
-    sets = stroke_sets(graph, n_walks, seed)
     cache: dict = {}
-    splines = [stroke_splines(graph, s, cache) for s in sets]
-    budgets = _budgets([len(s) for s in splines], n_candidates)
-    drawings, set_of = [], []
-    for k, (strokes, budget) in enumerate(zip(splines, budgets, strict=True)):
-        if not strokes:
-            continue
-        for order, flips in _arrangements(strokes, budget, rng):
-            d = [strokes[i][::-1].copy() if f else strokes[i] for i, f in zip(order, flips, strict=True)]
-            if _within_caps(type_model, d):
-                drawings.append(d)
-                set_of.append(k)
-    if not drawings:
-        return []
-    lp = score_types(type_model, drawings, batch_size)
+    splines = [stroke_splines(graph, s, cache) for s in stroke_sets(graph, n_walks, seed)]
+    live = [k for k, s in enumerate(splines) if s]
+    tried: dict[int, set] = {k: set() for k in live}
+    sizes = [len(splines[k]) for k in live]
+    first = _budgets(sizes, max(1, n_candidates // 2), cap=FIRST_ROUND)
+    drawings, set_of = _arranged(type_model, splines, dict(zip(live, first, strict=True)), rng, tried)
+    lp = score_types(type_model, drawings, batch_size) if drawings else np.zeros(0)
+    left = n_candidates - sum(first)
+    if left > 0 and len(lp):  # second round: the best third of the sets by their best score
+        best_of = {}
+        for k, v in zip(set_of, lp, strict=True):
+            best_of[k] = max(best_of.get(k, -np.inf), v)
+        top = sorted(best_of, key=lambda k: -best_of[k])[: max(1, math.ceil(len(best_of) / 3))]
+        more = _budgets([len(splines[k]) for k in top], left)
+        d2, s2 = _arranged(type_model, splines, dict(zip(top, more, strict=True)), rng, tried)
+        if d2:
+            drawings, set_of = drawings + d2, set_of + s2
+            lp = np.concatenate([lp, score_types(type_model, d2, batch_size)])
     best = np.argsort(-lp, kind="stable")
     return [Candidate(drawings[i], float(lp[i]), set_of[i]) for i in best]
 
