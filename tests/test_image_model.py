@@ -61,13 +61,21 @@ def test_batches_of_drawings_with_different_stroke_counts():
     assert float(batched.max()) <= 1 - float(eps.min()) / 2 + 1e-15
 
 
-def test_blur_matrix_is_the_gaussian_and_spreads_with_sigma():
-    a = image_render.blur_matrices(torch.tensor([0.5, 4.0], dtype=torch.float64))
-    mid = a[:, 52]  # the response to a point in the middle, one axis
-    torch.testing.assert_close(mid.sum(1), torch.ones(2, dtype=torch.float64))
-    assert int((mid[0] > 0).sum()) == 21  # two passes of 11 taps
-    spread = [float(((torch.arange(105.0, dtype=torch.float64) - 52) ** 2 * m).sum()) for m in mid]
-    assert spread[0] < 1.0 < 10.0 < spread[1]  # variance ~ 2 sigma^2 for small sigma
+def test_blur_is_the_gaussian_and_spreads_with_sigma():
+    delta = torch.zeros(2, 105, 105, dtype=torch.float64)
+    delta[:, 52, 52] = 1.0
+    out = image_render.blur_images(delta, torch.tensor([0.5, 4.0], dtype=torch.float64))
+    torch.testing.assert_close(out.sum((1, 2)), torch.ones(2, dtype=torch.float64))
+    assert int((out[0, 52] > 0).sum()) == 21  # two passes of 11 taps
+    g = image_render.blur_kernels(torch.tensor([0.5], dtype=torch.float64))[0]
+    torch.testing.assert_close(out[0, 52, 52], (g * g).sum() ** 2)  # separable: (sum g^2)^2
+    d2 = (torch.arange(105.0, dtype=torch.float64) - 52) ** 2
+    spread = [float((d2 * o.sum(0)).sum()) for o in out]  # variance along the columns
+    assert spread[0] < 1.0 < 10.0 < spread[1]  # about 2 sigma^2 for small sigma
+    # near the edge the zero padding loses ink
+    edge = torch.zeros(1, 105, 105, dtype=torch.float64)
+    edge[0, 0, 52] = 1.0
+    assert float(image_render.blur_images(edge, torch.tensor([2.0], dtype=torch.float64)).sum()) < 0.9
 
 
 def _weights(seed=0):

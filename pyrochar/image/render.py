@@ -21,8 +21,8 @@ with ``n_cp == 0`` is padding and draws nothing):
    fixed blur of :func:`pyrochar.render.render_strokes_105`.
 3. **Pixel noise**: ``p = (1 - eps) * blurred + eps / 2``.
 
-The blur is separable: ``blurred = A X A^T`` with ``A = G G`` and ``G`` the
-(105, 105) banded matrix of one pass, one per drawing (two batched matmuls).
+The blur is separable: each pass is an 11-tap filter along the rows, then along
+the columns (grouped convolutions, one kernel per drawing).
 Gradients reach the control points through the splat's bilinear weights and ink
 per point (the point count per stroke is piecewise constant), zero where the ink
 is clamped.
@@ -31,10 +31,11 @@ is clamped.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .. import render
 
-__all__ = ["IMSIZE", "BLUR_TAPS", "ink_images", "blur_matrices", "blur_images", "render_probs"]
+__all__ = ["IMSIZE", "BLUR_TAPS", "ink_images", "blur_kernels", "blur_images", "render_probs"]
 
 IMSIZE = render.IMSIZE
 BLUR_TAPS = render.BLUR_SIZE  # 11 taps per axis and pass
@@ -64,31 +65,28 @@ def ink_images(cps: torch.Tensor, n_cp: torch.Tensor, dtype: torch.dtype | None 
     return render.broaden_unclamped(canvas).clamp(0.0, 1.0)
 
 
-def blur_matrices(blur: torch.Tensor) -> torch.Tensor:
-    """(B,) sigmas in px -> (B, 105, 105) matrices ``A = G^N_BLUR`` of the whole blur.
-
-    ``G[i, j] = g(j - i)`` for ``|j - i| <= 5``, ``g`` the Gaussian of sigma ``blur``
-    normalized over its 11 taps (zero padding: rows near the edge sum to less than 1).
-    """
+def blur_kernels(blur: torch.Tensor) -> torch.Tensor:
+    """(B,) sigmas in px -> (B, 11) taps of one pass: the Gaussian of sigma ``blur``
+    at offsets -5..5, normalized to sum to 1."""
     r = BLUR_TAPS // 2
     x = torch.arange(-r, r + 1, dtype=blur.dtype, device=blur.device)  # (11,)
     g = torch.exp(-(x**2) / (2.0 * blur.view(-1, 1) ** 2))  # (B, 11)
-    g = g / g.sum(dim=1, keepdim=True)
-    i = torch.arange(IMSIZE, device=blur.device)
-    d = i.view(1, -1) - i.view(-1, 1)  # (105, 105) column minus row
-    band = d.abs() <= r
-    taps = g[:, (d + r).clamp(0, 2 * r)]  # (B, 105, 105)
-    one = torch.where(band, taps, torch.zeros_like(taps))
-    out = one
-    for _ in range(N_BLUR - 1):
-        out = torch.bmm(out, one)
-    return out
+    return g / g.sum(dim=1, keepdim=True)
 
 
 def blur_images(x: torch.Tensor, blur: torch.Tensor) -> torch.Tensor:
-    """Blur (B, 105, 105) images with per-image sigmas (B,): ``A X A^T``."""
-    a = blur_matrices(blur.to(x.dtype))  # (B, 105, 105)
-    return torch.bmm(torch.bmm(a, x), a.transpose(1, 2))
+    """Blur (B, 105, 105) images with per-image sigmas (B,): N_BLUR separable passes
+    of :func:`blur_kernels` along rows and columns, zero padding (one grouped
+    convolution per axis and pass)."""
+    b = x.shape[0]
+    g = blur_kernels(blur.to(x.dtype))  # (B, 11)
+    r = BLUR_TAPS // 2
+    down, across = g.view(b, 1, BLUR_TAPS, 1), g.view(b, 1, 1, BLUR_TAPS)
+    y = x.unsqueeze(0)  # (1, B, 105, 105): one channel per image
+    for _ in range(N_BLUR):
+        y = F.conv2d(y, down, padding=(r, 0), groups=b)
+        y = F.conv2d(y, across, padding=(0, r), groups=b)
+    return y.squeeze(0)
 
 
 def render_probs(
