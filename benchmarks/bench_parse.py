@@ -78,12 +78,10 @@ from bench_splines import default_source  # noqa: E402
 
 from pyrochar.atomic import atomic_write_text  # noqa: E402
 from pyrochar.errors import PyrocharError  # noqa: E402
-from pyrochar.image.metrics import ink_f1, trajectory_mhd, true_parse  # noqa: E402
+from pyrochar.image.metrics import INK_THRESHOLD, ink_f1, render_ink, trajectory_mhd, true_parse  # noqa: E402
 
 DEFAULT_ALPHABET = "Japanese_(katakana)"
 METHODS = ("parse", "baseline", "propose")
-#: Pixels of the rendered parse with p above this are ink (where ink is the likelier value).
-INK_THRESHOLD = 0.5
 #: Quantiles of the log-prob difference (best parse - true strokes) reported, in percent.
 QUANTILES = (0, 10, 25, 50, 75, 90, 100)
 
@@ -200,14 +198,8 @@ class Outcome:
     eps: float
 
     def ink(self) -> np.ndarray:
-        """The image model's probabilities at this blur and eps, thresholded -> (105, 105) bool."""
-        from pyrochar.image.refine import parse_tensors
-        from pyrochar.image.render import render_probs
-
-        cps, n_cp = parse_tensors([self.token_strokes])  # (1, S, P, 2), (1, S)
-        with torch.no_grad():
-            probs = render_probs(cps, n_cp, torch.tensor([self.blur]), torch.tensor([self.eps]))
-        return (probs[0] > INK_THRESHOLD).cpu().numpy()  # (105, 105)
+        """The parse as the image model renders it at its blur and eps -> (105, 105) bool."""
+        return render_ink(self.token_strokes, self.blur, self.eps)
 
 
 class MethodFailed(Exception):

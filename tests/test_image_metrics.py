@@ -10,6 +10,7 @@ from pyrochar.data.drawing import Drawing
 from pyrochar.image.metrics import (
     ink_f1,
     modified_hausdorff,
+    render_ink,
     trajectory_mhd,
     trajectory_points,
     true_parse,
@@ -51,6 +52,22 @@ def test_ink_f1_of_blank_images_and_shapes():
     assert ink_f1(ink.astype(np.uint8), ink) == 1.0  # any array read as booleans
     with pytest.raises(ValueError, match="one shape"):
         ink_f1(blank, blank[:-1])
+
+
+def test_render_ink_is_the_image_model_thresholded():
+    from pyrochar import render
+
+    line = horizontal(-50.0)
+    ink = render_ink([line], blur=0.5, eps=0.0)
+    assert ink.shape == (105, 105) and ink.dtype == bool
+    # at blur 0.5 and no pixel noise the image model draws one stroke as the project's renderer
+    cps, n_cp = render.pad_strokes([line])
+    assert np.array_equal(ink, render.render_strokes_105(cps, n_cp)[0].numpy() > 0.5)
+    assert ink[50, 20:60].all() and not ink[40].any()  # along row 50 (y = -50), x 14..66
+    assert not render_ink([line], blur=0.5, eps=0.0, threshold=1.0).any()
+    # a wider blur spreads the ink thinner: fewer pixels reach p > 0.5
+    assert render_ink([line], blur=3.0, eps=0.0).sum() < ink.sum()
+    assert ink_f1(render_ink([line], 0.5, 0.0), ink) == 1.0
 
 
 # --------------------------------------------------------------------- trajectories

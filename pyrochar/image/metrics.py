@@ -2,7 +2,7 @@
 
 Three measures (docs/parsing.md, benchmarks/bench_parse.py):
 
-* :func:`ink_f1`: F1 between two boolean ink images, ``2 |A and B| / (|A| + |B|)``
+* :func:`ink_f1` (of :func:`render_ink`, a parse as the image model draws it): F1 between two boolean ink images, ``2 |A and B| / (|A| + |B|)``
   (the harmonic mean of precision and recall of the ink pixels; 1.0 for two blank
   images, 0.0 when exactly one is blank).
 * :func:`trajectory_mhd`: the modified Hausdorff distance (Dubuisson & Jain 1994) in
@@ -10,6 +10,9 @@ Three measures (docs/parsing.md, benchmarks/bench_parse.py):
   sampled every ``spacing`` px of arc length (all strokes pooled into one point
   set, so stroke order, direction and splits do not count), and the distance is the
   larger of the two mean nearest-neighbour distances, A to B and B to A.
+* :func:`render_ink`: a parse's ink: the image model's probabilities of ink
+  (:func:`pyrochar.image.render.render_probs`) at the parse's blur and eps, above
+  ``threshold`` (default 0.5: the pixels where ink is the likelier value).
 * :func:`true_parse`: the true strokes of an Omniglot drawing as a parse, i.e. as a
   type in the project's normalized units: the minimal splines of the project's
   preprocessing (:func:`pyrochar.splines.preprocess_drawing`; strokes under 20 px of
@@ -29,6 +32,8 @@ from pyrochar import bspline, splines
 from pyrochar.data.drawing import Drawing
 
 __all__ = [
+    "INK_THRESHOLD",
+    "render_ink",
     "ink_f1",
     "trajectory_points",
     "modified_hausdorff",
@@ -36,10 +41,32 @@ __all__ = [
     "true_parse",
 ]
 
+#: A rendered pixel is ink when its probability of ink is above this.
+INK_THRESHOLD = 0.5
 #: Points at which a spline is evaluated before resampling it by arc length.
 CURVE_PROBE_POINTS = 200
 #: Nearest-neighbour distances are computed this many rows of A at a time (memory bound).
 _NN_CHUNK = 1024
+
+
+def render_ink(
+    strokes: Sequence[np.ndarray], blur: float, eps: float, threshold: float = INK_THRESHOLD
+) -> np.ndarray:
+    """The ink of one drawing as the image model renders it -> (105, 105) bool.
+
+    ``strokes``: (n_i, 2) control points in normalized units (a parse's token
+    strokes); ``blur`` (px) and ``eps`` as in :func:`pyrochar.image.render.render_probs`.
+    A pixel is ink when its probability is above ``threshold``.
+    """
+    import torch
+
+    from .refine import parse_tensors
+    from .render import render_probs
+
+    cps, n_cp = parse_tensors([list(strokes)])  # (1, S, P, 2), (1, S)
+    with torch.no_grad():
+        probs = render_probs(cps, n_cp, torch.tensor([float(blur)]), torch.tensor([float(eps)]))
+    return (probs[0] > threshold).cpu().numpy()  # (105, 105)
 
 
 def ink_f1(pred: np.ndarray, true: np.ndarray) -> float:
