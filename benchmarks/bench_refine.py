@@ -61,16 +61,16 @@ def main() -> None:
     start = refine(model, image, parses, steps=0).scores.total.mean().item()
     print(f"{args.batch} candidates x {args.steps} steps, {args.threads} threads, {args.device}; "
           f"mean total log-prob before: {start:.1f}")  # fmt: skip
-    for fit_type in (True, False):
+    for fit_type, every in ((True, 1), (True, 5), (False, 1)):
         times, total = [], None
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            out = refine(model, image, parses, steps=args.steps, fit_type=fit_type)
+            out = refine(model, image, parses, steps=args.steps, fit_type=fit_type, type_every=every)
             if args.device != "cpu":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
             total = out.scores.total.mean().item()
-        print(f"fit_type={fit_type!s:5}: best {min(times):.2f} s, median {statistics.median(times):.2f} s "
+        print(f"fit_type={fit_type!s:5} type_every={every}: best {min(times):.2f} s, median {statistics.median(times):.2f} s "
               f"({1000 * min(times) / max(args.steps, 1):.0f} ms/step); mean total after: {total:.1f}")  # fmt: skip
 
 

@@ -37,8 +37,9 @@ def test_parse_writes_picture_and_json(run, pngs, tmp_path):
     assert f"wrote {out}: 4 parse(s) of 2 image(s)" in r.output
     with Image.open(out) as im:
         assert im.size[0] > 3 * 210 and im.size[1] > 2 * 210  # 2 rows: image + 2 parses
-    pairs = read_drawings_json_with_labels(js)  # the project's drawing format
-    assert [label for _, label in pairs] == [f"{p} parse {k}" for p in pngs for k in (1, 2)]
+    drawings, labels = read_drawings_json_with_labels(js)  # the project's drawing format
+    assert labels == [f"{p} parse {k}" for p in pngs for k in (1, 2)]
+    assert all(len(d.strokes) >= 1 for d in drawings)
     doc = json.loads(js.read_text())
     first = doc["drawings"][0]["parse"]
     assert first["image"] == str(pngs[0]) and first["rank"] == 1

@@ -75,6 +75,31 @@ def test_array_inputs_agree_with_files():
     np.testing.assert_array_equal(io.image_from_array(ink), ink)
 
 
+def _nearly_equal(got: np.ndarray, want: np.ndarray) -> None:
+    """The same ink up to a few pixels at its edges (5 percent of the ink)."""
+    assert (got != want).sum() <= 0.05 * want.sum()
+
+
+def test_jpeg_and_16_bit_pictures_read_like_the_png(tmp_path):
+    want = io.read_image(DATA / "grey_t.png")
+    grey = Image.open(DATA / "grey_t.png")
+    grey.convert("RGB").save(tmp_path / "t.jpg", quality=95)
+    _nearly_equal(io.read_image(tmp_path / "t.jpg"), want)  # JPEG is lossy
+    deep = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)  # 16-bit grey
+    assert deep.mode.startswith("I")
+    deep.save(tmp_path / "t16.png")
+    np.testing.assert_array_equal(io.read_image(tmp_path / "t16.png"), want)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    grey = Image.open(DATA / "grey_t.png")
+    turned = grey.transpose(Image.Transpose.ROTATE_90)  # stored on its side...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with "rotate 90 clockwise to view"
+    turned.convert("RGB").save(tmp_path / "side.jpg", exif=exif, quality=95)
+    _nearly_equal(io.read_image(tmp_path / "side.jpg"), io.read_image(DATA / "grey_t.png"))
+
+
 def test_alpha_is_composited_on_white(tmp_path):
     rgba = np.zeros((50, 50, 4), dtype=np.uint8)  # transparent black everywhere...
     rgba[10:40, 20:25] = (0, 0, 0, 255)  # ...but an opaque black bar

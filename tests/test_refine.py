@@ -123,5 +123,9 @@ def test_several_images_and_bad_arguments(model, image):
         refine(model, images, [TRUE], image_index=[2], steps=0)
     with pytest.raises(PyrocharError, match="images must be"):
         refine(model, torch.zeros(3, 28, 28), [TRUE], steps=0)
+    with pytest.raises(PyrocharError, match="only 0 and 1"):
+        refine(model, 0.5 * image, [TRUE], steps=0)
     with pytest.raises(PyrocharError, match="steps"):
         refine(model, image, [TRUE], steps=-1)
+    with pytest.raises(PyrocharError, match="type_every"):
+        refine(model, image, [TRUE], steps=1, type_every=0)

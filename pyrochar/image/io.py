@@ -9,8 +9,9 @@ Omniglot files
     it is: no thresholding, cropping or scaling. A (105, 105) bool array likewise.
 
 Any other picture (grey, colour, alpha, any size)
-    1. Grey level: alpha is composited onto white paper, colour is converted to
-       luminance (PIL's ``"L"``), giving ``g`` in [0, 1].
+    1. Grey level: a camera picture is turned upright (EXIF orientation), alpha
+       is composited onto white paper, colour is converted to luminance (PIL's
+       ``"L"``; 16-bit grey keeps its depth), giving ``g`` in [0, 1].
     2. Threshold: Otsu's threshold ``t`` of ``g`` (scikit-image's
        ``threshold_otsu``) splits the pixels into dark (``g <= t``) and light. Ink is
        dark on light paper; when most of the picture's border is dark the picture is
@@ -119,11 +120,21 @@ def _check_pixels(size: tuple[int, int], name) -> None:
 
 
 def _array_of(im) -> np.ndarray:
-    """A loaded PIL image -> bool (ink) for a 105 x 105 1-bit picture, else float grey in [0, 1]."""
-    from PIL import Image
+    """A loaded PIL image -> bool (ink) for a 105 x 105 1-bit picture, else float grey in [0, 1].
+
+    Camera pictures are turned upright by their EXIF orientation; 16-bit and 32-bit
+    grey pictures keep their depth (0-65535 when any value exceeds 255, else 0-255;
+    float pictures as [0, 1])."""
+    from PIL import Image, ImageOps
 
     if im.mode == "1" and im.size == (IMAGE_SIZE, IMAGE_SIZE):
         return ~np.asarray(im, dtype=bool)  # Omniglot: ink is 0
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I"):  # "I", "I;16", "I;16B"...: 16/32-bit integer grey
+        a = np.asarray(im).astype(np.float64)
+        return np.clip(a / (65535.0 if a.max(initial=0) > 255 else 255.0), 0.0, 1.0)
+    if im.mode == "F":
+        return np.clip(np.nan_to_num(np.asarray(im, dtype=np.float64), nan=1.0), 0.0, 1.0)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

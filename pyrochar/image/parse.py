@@ -32,8 +32,8 @@ from .propose import N_CANDIDATES, N_WALKS, Candidate, propose
 
 __all__ = ["N_REFINE", "Parse", "shortlist", "load_image", "parse"]
 
-#: Candidates refined per image by default (for k = 5).
-N_REFINE = 20
+#: Candidates refined per image by default (at least 2 k).
+N_REFINE = 10
 
 
 @dataclass
@@ -153,7 +153,7 @@ def parse(
     """The ``k`` best parses of ``image`` under ``model`` (module docstring), best first.
 
     ``image``: a path to a PNG/JPEG or an array (see :mod:`pyrochar.image.io`);
-    ``n_candidates`` proposals are scored, ``n_refine`` (default ``max(N_REFINE, 4 k)``)
+    ``n_candidates`` proposals are scored, ``n_refine`` (default ``max(N_REFINE, 2 k)``)
     refined for ``steps`` optimizer steps (the refiner's default when None). The same
     ``seed`` gives the same parses. Fewer than ``k`` parses come back when the image
     has fewer distinct proposals.
@@ -163,7 +163,7 @@ def parse(
     check_model(model)
     k = check_positive_int(k, "k")
     n_candidates = check_positive_int(n_candidates, "n_candidates")
-    n_refine = max(N_REFINE, 4 * k) if n_refine is None else check_positive_int(n_refine, "n_refine")
+    n_refine = max(N_REFINE, 2 * k) if n_refine is None else check_positive_int(n_refine, "n_refine")
     seed = check_seed(seed)
     ink = load_image(image)
     candidates = propose(ink, model, n_candidates=n_candidates, n_walks=n_walks, seed=seed)

@@ -29,7 +29,7 @@ strokes as minimal splines) scored by a type model, best first:
    stroke from its top-left end). Candidates beyond the type model's caps (too many
    strokes or control points) are dropped; the rest are scored with the model's
    teacher-forced log-probability (:func:`pyrochar.scoring.log_likelihood`) in
-   batches of ``batch_size``.
+   batches of ``batch_size``. Equal drawings from different walks are kept once.
 
 :func:`component_baseline` is the no-search baseline: one stroke per connected part
 of the skeleton, walking each part in one go (retracing where it must).
@@ -336,8 +336,13 @@ def propose(
         if d2:
             drawings, set_of = drawings + d2, set_of + s2
             lp = np.concatenate([lp, score_types(type_model, d2, batch_size)])
-    best = np.argsort(-lp, kind="stable")
-    return [Candidate(drawings[i], float(lp[i]), set_of[i]) for i in best]
+    out, seen = [], set()
+    for i in np.argsort(-lp, kind="stable"):  # different walks can give the same drawing
+        key = tuple(np.round(s, 6).tobytes() for s in drawings[i])
+        if key not in seen:
+            seen.add(key)
+            out.append(Candidate(drawings[i], float(lp[i]), set_of[i]))
+    return out
 
 
 # ---------------------------------------------------------------------- baseline

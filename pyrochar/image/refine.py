@@ -22,8 +22,10 @@ conditioned Pyro program (tests/test_refine.py checks them equal):
 
 Optimizer: Adam on all candidates at once (elementwise, so candidates do not
 interact), ``blur`` and ``eps`` in unconstrained space (the logit of their
-position in their uniform prior's range). The best values seen per candidate are
-returned, with their scores recomputed at those values.
+position in their uniform prior's range). The type term and its gradient are
+refreshed every ``type_every`` steps (default 5) and reused in between; the token
+and image terms are recomputed at every step. The best values seen per candidate
+are returned, with their scores recomputed exactly at those values.
 """
 
 from __future__ import annotations
@@ -140,7 +142,10 @@ def _images(images, device, dtype) -> torch.Tensor:
             f"images must be (M, {IMSIZE}, {IMSIZE}) (or one {IMSIZE} x {IMSIZE} image), "
             f"got shape {tuple(t.shape)}; read pictures with pyrochar.image.io.read_image"
         )
-    return t.to(device=device, dtype=dtype)
+    t = t.to(device=device, dtype=dtype)
+    if not bool(((t == 0) | (t == 1)).all()):
+        raise PyrocharError("images must hold only 0 and 1 (or False and True; 1 = ink)")
+    return t
 
 
 def _range_logit(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -163,6 +168,7 @@ def refine(
     init_affine=None,
     init_blur: float = 1.0,
     init_eps: float = 0.01,
+    type_every: int = 5,
 ) -> Refined:
     """MAP of the continuous values of B candidate parses, all at once.
 
@@ -181,6 +187,10 @@ def refine(
             the affine and the logits of blur and eps use 5x, 1x and 5x of it).
         init_affine: (B, 4) or (4,) starting affine (default: identity).
         init_blur, init_eps: starting values of blur (px) and eps.
+        type_every: with ``fit_type``, the type model's log-prob and its gradient
+            are recomputed every ``type_every`` steps and reused in between (the
+            type's networks cost most of a step; the control points move little
+            in a few steps). 1 recomputes them at every step.
 
     Returns:
         :class:`Refined`, the best values seen per candidate and their scores.
@@ -188,6 +198,7 @@ def refine(
     steps = int(steps)
     if steps < 0:
         raise PyrocharError(f"steps must be >= 0, got {steps}")
+    type_every = check_positive_int(type_every, "type_every")
     params = TokenParams() if params is None else params
     device = next(type_model.parameters()).device
     dtype = torch.float32
@@ -231,17 +242,24 @@ def refine(
                 fixed_type = type_log_prob(type_model, cps0, n_cp)
         best = {k: v.detach().clone() for k, v in leaves.items()}
         best_total = torch.full((b,), -torch.inf, dtype=dtype, device=device)
-        for _ in range(steps):
+        type_now, type_grad = fixed_type, None
+        for step in range(steps):
+            if fit_type and step % type_every == 0:  # the type model's term, refreshed
+                lp = type_log_prob(type_model, leaves["cps"], n_cp)
+                type_grad = torch.autograd.grad(lp.sum(), leaves["cps"])[0]
+                type_now = lp.detach()
             scores = joint_log_prob(type_model, params, leaves["cps"], n_cp, values_of(leaves),
-                                    target, fixed_type)  # fmt: skip
-            total = scores.total.detach()
+                                    target, type_now)  # fmt: skip
+            total = scores.total.detach()  # with the type's log-prob of its last refresh
             better = total > best_total  # NaN never improves
             best_total = torch.where(better, total, best_total)
             for k, v in leaves.items():
                 m = better.view((b,) + (1,) * (v.dim() - 1))
                 best[k] = torch.where(m, v.detach(), best[k])
-            grads = torch.autograd.grad(-scores.total.sum(), [leaves[k] for k in trained])
+            grads = torch.autograd.grad(-(scores.token + scores.image).sum(), [leaves[k] for k in trained])
             for k, g in zip(trained, grads, strict=True):
+                if k == "cps":
+                    g = g - type_grad
                 leaves[k].grad = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
             opt.step()
         final = {k: v.detach() for k, v in leaves.items()}
