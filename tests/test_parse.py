@@ -50,14 +50,7 @@ def model():
     return pyrochar.load_pretrained("full-ns")
 
 
-#: The plus comes back as 3 strokes (one bar cut at the crossing): the token model's
-#: shape and location noise densities, in normalized units, add about +1.7 nats
-#: per control point at zero noise, which outweighs the type's preference for 2.
-PLUS_SPLIT = pytest.mark.xfail(strict=True, reason="token densities in normalized units favour "
-                               "more control points (the plus is cut into 3 strokes)")
-
-
-@pytest.mark.parametrize("name", ["L", "T", pytest.param("plus", marks=PLUS_SPLIT)])
+@pytest.mark.parametrize("name", sorted(CHARACTERS))
 def test_rendered_character_is_parsed_back(model, name, one_thread):
     strokes = character(name)
     image = ink(strokes)

@@ -119,6 +119,10 @@ def test_several_images_and_bad_arguments(model, image):
     images = torch.stack([blank_ink, image])
     out = refine(model, images, [TRUE, TRUE], image_index=[0, 1], steps=0)
     assert float(out.scores.image[1]) > float(out.scores.image[0])
+    best = out.take([1])
+    assert best.type_strokes == [out.type_strokes[1]] and best.image_index.tolist() == [1]
+    torch.testing.assert_close(best.scores.total, out.scores.total[1:])
+    torch.testing.assert_close(best.values.shape_noise, out.values.shape_noise[1:])
     with pytest.raises(PyrocharError, match="image_index"):
         refine(model, images, [TRUE], image_index=[2], steps=0)
     with pytest.raises(PyrocharError, match="images must be"):
@@ -127,5 +131,7 @@ def test_several_images_and_bad_arguments(model, image):
         refine(model, 0.5 * image, [TRUE], steps=0)
     with pytest.raises(PyrocharError, match="steps"):
         refine(model, image, [TRUE], steps=-1)
+    with pytest.raises(PyrocharError, match="init_affine"):
+        refine(model, image, [TRUE], steps=0, init_affine=[1.0, 1.0])
     with pytest.raises(PyrocharError, match="type_every"):
         refine(model, image, [TRUE], steps=1, type_every=0)

@@ -133,6 +133,11 @@ class TokenValues:
     def as_dict(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in SITES[:-1]}
 
+    def take(self, index) -> TokenValues:
+        """The values of some drawings (index: a list or a long tensor of positions)."""
+        i = torch.as_tensor(index, dtype=torch.long, device=self.blur.device)
+        return TokenValues(**{k: v[i] for k, v in self.as_dict().items()})
+
 
 @dataclass
 class ParseScores:
@@ -148,6 +153,11 @@ class ParseScores:
 
     def detach(self) -> ParseScores:
         return ParseScores(self.type.detach(), self.token.detach(), self.image.detach())
+
+    def take(self, index) -> ParseScores:
+        """The scores of some candidates (index: a list or a long tensor of positions)."""
+        i = torch.as_tensor(index, dtype=torch.long, device=self.total.device)
+        return ParseScores(self.type[i], self.token[i], self.image[i])
 
 
 # ------------------------------------------------------------------ geometry

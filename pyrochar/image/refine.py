@@ -70,6 +70,24 @@ class Refined:
     values: TokenValues  # every token site's value
     image_index: torch.Tensor  # (B,) the image each candidate explains
 
+    def take(self, index) -> Refined:
+        """Some of the candidates, in the order of ``index`` (a list or long tensor),
+        e.g. ``refined.take(refined.scores.total.argsort(descending=True)[:5])``."""
+        i = torch.as_tensor(index, dtype=torch.long, device=self.affine.device)
+        pos = i.tolist()
+        return Refined(
+            type_strokes=[self.type_strokes[k] for k in pos],
+            token_strokes=[self.token_strokes[k] for k in pos],
+            affine=self.affine[i],
+            blur=self.blur[i],
+            eps=self.eps[i],
+            scores=self.scores.take(i),
+            type_cps=self.type_cps[i],
+            n_cp=self.n_cp[i],
+            values=self.values.take(i),
+            image_index=self.image_index[i],
+        )
+
 
 def parse_tensors(parses, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """B parses (lists of (n, 2) control points) -> cps (B, S, P, 2), n_cp (B, S).
@@ -156,6 +174,16 @@ def _from_logit(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return lo + (hi - lo) * torch.sigmoid(u.clamp(-LOGIT_CLAMP, LOGIT_CLAMP))
 
 
+def _keep_better(best: dict, best_total: torch.Tensor, current: dict, total: torch.Tensor) -> torch.Tensor:
+    """Copy into ``best`` the ``current`` values (each (B, ...)) of the candidates whose
+    ``total`` (B,) beats ``best_total``; return the new best totals. NaN never wins."""
+    better = total > best_total  # (B,)
+    for k, v in current.items():
+        m = better.view((-1,) + (1,) * (v.dim() - 1))
+        best[k] = torch.where(m, v.detach(), best[k])
+    return torch.where(better, total, best_total)
+
+
 def refine(
     type_model: CharacterModel,
     images,
@@ -184,7 +212,7 @@ def refine(
             classification refits a training image's parse to a test image so).
         params: the token model's values (:class:`TokenParams`).
         lr: Adam's learning rate (positions in normalized units: 0.02 = 0.4 px;
-            the affine and the logits of blur and eps use 5x, 1x and 5x of it).
+            the affine and the logits of blur and eps use 5x of it).
         init_affine: (B, 4) or (4,) starting affine (default: identity).
         init_blur, init_eps: starting values of blur (px) and eps.
         type_every: with ``fit_type``, the type model's log-prob and its gradient
@@ -215,8 +243,15 @@ def refine(
 
     lo_b, hi_b = params.blur_range
     lo_e, hi_e = params.eps_range
-    affine0 = params.affine_mean(dtype, device).expand(b, 4) if init_affine is None else (
-        torch.as_tensor(init_affine, dtype=dtype, device=device).expand(b, 4))  # fmt: skip
+    if init_affine is None:
+        affine0 = params.affine_mean(dtype, device)
+    elif torch.is_tensor(init_affine):
+        affine0 = init_affine.detach().to(device=device, dtype=dtype)
+    else:
+        affine0 = torch.as_tensor(np.asarray(init_affine, dtype=np.float64), dtype=dtype, device=device)
+    if affine0.shape not in ((4,), (b, 4)):
+        raise PyrocharError(f"init_affine must be (4,) or ({b}, 4), got shape {tuple(affine0.shape)}")
+    affine0 = affine0.expand(b, 4)
     leaves = {
         "cps": cps0.clone(),
         "shape_noise": torch.zeros_like(cps0),
@@ -228,7 +263,7 @@ def refine(
     trained = [k for k in leaves if k != "cps" or fit_type]
     for k in trained:
         leaves[k].requires_grad_(True)
-    scale = {"cps": 1.0, "shape_noise": 1.0, "location_noise": 1.0, "affine": 5.0, "blur": 1.0, "eps": 5.0}
+    scale = {"cps": 1.0, "shape_noise": 1.0, "location_noise": 1.0, "affine": 5.0, "blur": 5.0, "eps": 5.0}
     opt = torch.optim.Adam([{"params": [leaves[k]], "lr": lr * scale[k]} for k in trained])
 
     def values_of(v: dict) -> TokenValues:
@@ -250,12 +285,8 @@ def refine(
                 type_now = lp.detach()
             scores = joint_log_prob(type_model, params, leaves["cps"], n_cp, values_of(leaves),
                                     target, type_now)  # fmt: skip
-            total = scores.total.detach()  # with the type's log-prob of its last refresh
-            better = total > best_total  # NaN never improves
-            best_total = torch.where(better, total, best_total)
-            for k, v in leaves.items():
-                m = better.view((b,) + (1,) * (v.dim() - 1))
-                best[k] = torch.where(m, v.detach(), best[k])
+            # the total with the type's log-prob of its last refresh
+            best_total = _keep_better(best, best_total, leaves, scores.total.detach())
             grads = torch.autograd.grad(-(scores.token + scores.image).sum(), [leaves[k] for k in trained])
             for k, g in zip(trained, grads, strict=True):
                 if k == "cps":
@@ -265,10 +296,7 @@ def refine(
         final = {k: v.detach() for k, v in leaves.items()}
         with torch.no_grad():
             last = joint_log_prob(type_model, params, final["cps"], n_cp, values_of(final), target, fixed_type)
-            better = last.total > best_total
-            for k, v in final.items():
-                m = better.view((b,) + (1,) * (v.dim() - 1))
-                best[k] = torch.where(m, v, best[k])
+            _keep_better(best, best_total, final, last.total)
             values = values_of(best)
             scores = joint_log_prob(type_model, params, best["cps"], n_cp, values, target, fixed_type)
             token = token_controls(best["cps"], n_cp, values)
