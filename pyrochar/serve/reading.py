@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from .. import splines
-from ..api import controls_to_drawings, score
-from ..data.drawing import Drawing
+from ..api import controls_to_drawings
 from ..models.base import CapsExceeded, evaluating
 from ..models.batch import CharacterBatch
 from ..models.sites import VARIABLES
@@ -79,15 +78,17 @@ def finite(v: float) -> float | None:
 
 def read(model, strokes: list[np.ndarray], grid: Grid = FRAME) -> dict:
     """The live reading of the strokes drawn so far (``POST /api/read``'s body)."""
-    kept, controls = fitted(model, strokes)
-    nll, breakdown = None, dict.fromkeys(VARIABLES)
-    if controls:
-        scores = score(model, [Drawing(strokes)])  # as `pyrochar score`: the same preprocessing
-        nll = finite(scores.nll[0])
-        breakdown = {k: finite(v[0]) for k, v in scores.breakdown.items()}
+    kept, controls = fitted(model, strokes)  # the preprocessing of `pyrochar score`
     pred = next_stroke_prediction(model, controls, grid)
     per_stroke = [{"nll": finite(-sum(lp.values())), **{k: finite(-v) for k, v in lp.items()}}
                   for lp in pred.stroke_log_probs]
+    nll, breakdown = None, dict.fromkeys(VARIABLES)
+    if controls:
+        # The NLL of the drawing as a complete character, from the same conditioned run
+        # (its sites' log-probs, the last char_end at "ends"): equal to `pyrochar score`
+        # (tests/test_serve_api.py checks 1e-4), without a second pass of the model.
+        nll = finite(-pred.log_prob)
+        breakdown = {k: finite(-sum(lp[k] for lp in pred.stroke_log_probs)) for k in VARIABLES}
     return {"nll": nll, "breakdown": breakdown, "per_stroke": per_stroke, "kept": kept,
             "splines": polylines(controls), "next_start": heat_map(grid, pred.density),
             "p_end": pred.p_end}
