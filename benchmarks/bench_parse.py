@@ -231,25 +231,25 @@ def _refine_one(model, item: Item, strokes: list[np.ndarray], **kw) -> Outcome:
     return refined(model, [item.image], [strokes], **kw)[0]
 
 
-def run_parse(model, item: Item, k: int, seed: int) -> Outcome:
+def run_parse(model, item: Item, k: int, seed: int, steps: int | None = None) -> Outcome:
     """``pyrochar.image.parse.parse`` on one image; its best parse."""
     from pyrochar.image.parse import parse
 
     try:
-        best = parse(model, item.image, k=k, seed=seed)[0]
+        best = parse(model, item.image, k=k, seed=seed, steps=steps)[0]
     except PyrocharError as e:
         raise MethodFailed(str(e)) from None
     return Outcome(best.strokes, best.token_strokes, dict(best.scores), best.blur, best.eps)
 
 
-def run_baseline(model, item: Item, k: int, seed: int) -> Outcome:
+def run_baseline(model, item: Item, k: int, seed: int, steps: int | None = None) -> Outcome:
     """One stroke per connected component of the skeleton, refined as ``parse`` refines."""
     from pyrochar.image.propose import component_baseline
 
-    return _refine_one(model, item, component_baseline(item.image))
+    return _refine_one(model, item, component_baseline(item.image), **_steps(steps))
 
 
-def run_propose(model, item: Item, k: int, seed: int) -> Outcome:
+def run_propose(model, item: Item, k: int, seed: int, steps: int | None = None) -> Outcome:
     """The best proposal by type log-prob, scored at the refiner's starting values (0 steps)."""
     from pyrochar.image.propose import propose
 
@@ -262,7 +262,12 @@ def run_propose(model, item: Item, k: int, seed: int) -> Outcome:
 RUNNERS: dict[str, Callable] = {"parse": run_parse, "baseline": run_baseline, "propose": run_propose}
 
 
-def run_truths(model, items: list[Item], batch: int) -> list[Outcome | None]:
+def _steps(steps: int | None) -> dict:
+    """``refine``'s keyword for ``--steps`` (none: the refiner's default)."""
+    return {} if steps is None else {"steps": steps}
+
+
+def run_truths(model, items: list[Item], batch: int, steps: int | None = None) -> list[Outcome | None]:
     """The true strokes of each item as a type, held fixed, with the token-level values
     refined (``fit_type=False``), ``batch`` images per refine call; None for an item
     whose true strokes are beyond the model's caps."""
@@ -272,7 +277,8 @@ def run_truths(model, items: list[Item], batch: int) -> list[Outcome | None]:
     fit = [i for i, it in enumerate(items) if caps_problem(model, it.truth) is None]
     for j in tqdm(range(0, len(fit), batch), desc="true strokes", unit="batch"):
         chunk = fit[j : j + batch]
-        done = refined(model, [items[i].image for i in chunk], [items[i].truth for i in chunk], fit_type=False)
+        done = refined(model, [items[i].image for i in chunk], [items[i].truth for i in chunk], fit_type=False,
+                       **_steps(steps))
         for i, o in zip(chunk, done, strict=True):
             out[i] = o
     return out
@@ -284,7 +290,7 @@ def run_truths(model, items: list[Item], batch: int) -> list[Outcome | None]:
 def timed(method: str, model, item: Item, args: argparse.Namespace) -> tuple[Outcome, float, float]:
     """Run one method on one image -> (its best parse, wall seconds, CPU seconds of this process)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    out = RUNNERS[method](model, item, args.k, args.seed)
+    out = RUNNERS[method](model, item, args.k, args.seed, args.steps)
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -392,6 +398,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--alphabet", default=DEFAULT_ALPHABET, help="the held-out alphabet judged")
     ap.add_argument("--n-images", type=int, default=40)
     ap.add_argument("--k", type=int, default=5, help="parses kept per image")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="refinement steps, for the parses and the true strokes alike (default: the refiner's)")
     ap.add_argument("--seed", type=int, default=0, help="picks the images and seeds the search")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -436,7 +444,7 @@ def summary_of(images: list[dict], methods: list[str]) -> dict:
 
 
 #: Settings that must agree between the parts merged by --merge.
-SAME_SETTINGS = ("checkpoint", "split", "alphabet", "n_images", "k", "seed", "methods", "ink_threshold")
+SAME_SETTINGS = ("checkpoint", "split", "alphabet", "n_images", "k", "seed", "methods", "ink_threshold", "steps")
 
 
 def merge(paths: list[Path]) -> dict:
@@ -498,10 +506,11 @@ def run(args: argparse.Namespace) -> dict:
         "commit": git_commit(),
         "settings": {"checkpoint": str(args.checkpoint), "split": split, "alphabet": args.alphabet,
                      "n_images": args.n_images, "part": f"{part}/{parts}", "skipped_no_true_strokes": skipped,
-                     "k": args.k, "seed": args.seed, "methods": args.methods, "ink_threshold": INK_THRESHOLD},
+                     "k": args.k, "seed": args.seed, "methods": args.methods, "ink_threshold": INK_THRESHOLD,
+                     "steps": args.steps},
         "images": [],
     }
-    truths = run_truths(model, items, args.truth_batch)
+    truths = run_truths(model, items, args.truth_batch, args.steps)
     payload["skipped_truth_beyond_caps"] = [it.key for it, t in zip(items, truths, strict=True) if t is None]
     bar = tqdm([(it, t) for it, t in zip(items, truths, strict=True) if t is not None],
                desc="images", unit="image")  # fmt: skip
