@@ -399,7 +399,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--n-images", type=int, default=40)
     ap.add_argument("--k", type=int, default=5, help="parses kept per image")
     ap.add_argument("--steps", type=int, default=None,
-                    help="refinement steps, for the parses and the true strokes alike (default: the refiner's)")
+                    help="refinement steps, for the parses and the true strokes alike "
+                         "(default: pyrochar.image.parse.STEPS, parse's own default)")
     ap.add_argument("--seed", type=int, default=0, help="picks the images and seeds the search")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -411,6 +412,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="merge the --json-out files of the parts of one run (into --json-out) and print the table")
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.steps is None:
+        from pyrochar.image.parse import STEPS
+
+        args.steps = STEPS
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown or not args.methods:

@@ -102,7 +102,7 @@ def _json_document(paths: list[Path], parses: list[list]) -> str:
 @click.option("--candidates", type=click.IntRange(min=1, max=100_000), default=None,
               help="Proposals scored per image (default: pyrochar.image.propose.N_CANDIDATES).")
 @click.option("--steps", type=click.IntRange(min=0, max=10_000), default=None,
-              help="Refinement steps (default: the refiner's).")
+              help="Refinement steps (default: 150, pyrochar.image.parse.STEPS).")
 @click.option("--no-refine", is_flag=True,
               help="Skip refinement: rank the proposals by their type log-prob alone (faster).")
 @seed_option(default=0, help="Random seed of the proposals (repeatable parses).")
