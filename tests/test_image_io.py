@@ -106,7 +106,9 @@ def test_alpha_is_composited_on_white(tmp_path):
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
     got = io.read_image(tmp_path / "a.png")
     rows, cols = np.nonzero(got)
-    assert rows.max() - rows.min() + 1 == io.TARGET_EXTENT  # the bar, not the whole square
+    # the bar, not the whole square (scaled to 70 px, then redrawn with Omniglot's pen: its
+    # skeleton, a few px shorter, dilated by PEN_RADIUS)
+    assert io.TARGET_EXTENT - 12 <= rows.max() - rows.min() + 1 <= io.TARGET_EXTENT
     assert cols.max() - cols.min() + 1 < 20
 
 
@@ -164,3 +166,33 @@ def test_huge_files_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "MAX_FILE_BYTES", 100)
     with pytest.raises(PyrocharError, match="byte limit"):
         io.read_image(DATA / "omniglot" / "0394_01.png")  # 271 bytes
+
+
+def test_a_thin_or_thick_pen_is_redrawn_with_omniglots_and_parses_into_its_strokes():
+    """A 1-px line (an Omniglot-format file) and a thick X are redrawn with a ~5 px pen;
+    the thin line then parses into one long stroke (refinement used to shrink it to a dot)."""
+    import pyrochar
+    from pyrochar.image.io import PEN_WIDTH, pen_width
+
+    thin = np.zeros((105, 105), dtype=bool)
+    idx = np.arange(10, 96)
+    thin[idx, idx] = True
+    thick = np.ones((400, 400))  # white paper, a black X with a 40-px pen
+    for i in range(400):
+        thick[max(0, i - 20) : i + 20, i] = 0.0
+        thick[max(0, i - 20) : i + 20, 399 - i] = 0.0
+    for picture in (thin, thick):
+        ink = io.image_from_array(picture)
+        assert PEN_WIDTH[0] <= pen_width(ink) <= PEN_WIDTH[1]
+    best = pyrochar.parse(pyrochar.load_pretrained("full-ns"), io.image_from_array(thin), k=1,
+                          n_candidates=100, n_refine=2, steps=60)[0]  # fmt: skip
+    token = np.concatenate(best.token_strokes) * 20  # px
+    assert np.ptp(token[:, 0]) > 60 and np.ptp(token[:, 1]) > 60  # still a diagonal across the frame
+
+
+def test_omniglot_images_keep_their_pen():
+    """The committed Omniglot files are read exactly (their pen is Omniglot's)."""
+    files = sorted((DATA / "omniglot").glob("*.png"))
+    assert files
+    for f in files:
+        np.testing.assert_array_equal(io.read_image(f), ~np.asarray(Image.open(f), dtype=bool))

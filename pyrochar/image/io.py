@@ -24,6 +24,15 @@ Any other picture (grey, colour, alpha, any size)
        ``INK_FRACTION`` = 0.25 of it is covered by ink (so that thin lines survive
        a large reduction).
 
+Pen width (both kinds)
+    The image model's ink is about as wide as Omniglot's pen (ink area over skeleton
+    length: 4.8 to 9.1 px, median 5.5, over the 4,060 shared images). A picture
+    whose pen is far from it (outside ``PEN_WIDTH`` = 3 to 12 px after scaling) is
+    redrawn with Omniglot's pen: its skeleton dilated by a disk of radius
+    ``PEN_RADIUS`` = 2 (about 5 px wide). Otherwise refinement shrinks a 1-px line
+    to a dot (a thin line cannot hold the model's wide ink). Omniglot's own images
+    are never changed by this.
+
 Limits (each a one-line :class:`~pyrochar.errors.PyrocharError`)
     files over ``MAX_FILE_BYTES``, pictures over ``MAX_PIXELS`` pixels (PIL's
     decompression-bomb guard is turned into the same error), missing, unreadable or
@@ -58,6 +67,8 @@ MAX_FILE_BYTES = 50 * 2**20  # 50 MiB
 MAX_PIXELS = 40_000_000  # 40 Mpx (e.g. 8000 x 5000)
 TARGET_EXTENT = 70  # px, the longer side of a scaled character
 INK_FRACTION = 0.25  # share of a frame pixel that ink must cover after scaling
+PEN_WIDTH = (3.0, 12.0)  # px (ink area / skeleton length): a pen outside is redrawn
+PEN_RADIUS = 2  # px, the redrawn pen: the skeleton dilated by a disk of this radius
 
 INSTALL_IMAGES = 'reading this picture needs scikit-image: pip install "pyrochar[images]"'
 
@@ -163,11 +174,32 @@ def image_from_array(a, name: str = "image") -> np.ndarray:
         ink = a
         if ink.shape == (IMAGE_SIZE, IMAGE_SIZE):
             _check_ink(ink, name)
-            return ink.copy()
+            return with_omniglot_pen(ink.copy())
     else:
         ink = threshold(_grey(a, name), name).ink
     _check_ink(ink, name)
-    return _fit_to_frame(ink, name)
+    return with_omniglot_pen(_fit_to_frame(ink, name))
+
+
+def pen_width(ink: np.ndarray) -> float:
+    """The pen's width in px: ink area over the length (pixels) of the ink's skeleton."""
+    from skimage.morphology import skeletonize
+
+    return float(ink.sum()) / max(int(skeletonize(ink).sum()), 1)
+
+
+def with_omniglot_pen(ink: np.ndarray) -> np.ndarray:
+    """The ink (105, 105) as it is, or, if its pen width is outside ``PEN_WIDTH``,
+    redrawn with Omniglot's pen (the skeleton dilated by a disk of ``PEN_RADIUS``).
+    Without scikit-image the ink is returned as it is (Omniglot files need none)."""
+    try:
+        from skimage.morphology import dilation, disk, skeletonize
+    except ImportError:
+        return ink
+    lo, hi = PEN_WIDTH
+    if lo <= pen_width(ink) <= hi:
+        return ink
+    return dilation(skeletonize(ink), disk(PEN_RADIUS)).astype(bool)
 
 
 def _grey(a: np.ndarray, name: str) -> np.ndarray:
