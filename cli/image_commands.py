@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from pyrochar.image import MAX_K
+
 from .model_commands import _load_model, device_option, model_option
 from .options import image_out_option, json_out_option, seed_option
 
-#: Parses per image at most (each is refined, drawn and written).
-MAX_K = 20
 CELL = 210  # px of a picture cell (the 105 x 105 frame at 2x)
 CAPTION = 44  # px of caption under a cell
 

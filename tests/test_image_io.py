@@ -196,3 +196,10 @@ def test_omniglot_images_keep_their_pen():
     assert files
     for f in files:
         np.testing.assert_array_equal(io.read_image(f), ~np.asarray(Image.open(f), dtype=bool))
+
+
+def test_an_inverted_omniglot_file_is_read_as_light_ink_on_dark_paper(tmp_path):
+    f = sorted((DATA / "omniglot").glob("*.png"))[0]
+    ink = io.read_image(f)
+    Image.fromarray(ink).convert("1").save(tmp_path / "inverted.png")  # white ink (1) on black (0)
+    np.testing.assert_array_equal(io.read_image(tmp_path / "inverted.png"), ink)

@@ -7,3 +7,6 @@
 
 See docs/image_model.md.
 """
+
+#: Parses kept per image, at most (each is refined, drawn and written: time and memory grow with it).
+MAX_K = 20

@@ -7,6 +7,8 @@ space (docs/image_model.md, "Reading images").
 Omniglot files
     A 105 x 105 1-bit PNG (PIL mode ``"1"``, ink = pixel value 0) is read exactly as
     it is: no thresholding, cropping or scaling. A (105, 105) bool array likewise.
+    One whose "ink" covers more than half the frame is taken as light ink on dark
+    paper and inverted.
 
 Any other picture (grey, colour, alpha, any size)
     1. Grey level: a camera picture is turned upright (EXIF orientation), alpha
@@ -174,6 +176,9 @@ def image_from_array(a, name: str = "image") -> np.ndarray:
         ink = a
         if ink.shape == (IMAGE_SIZE, IMAGE_SIZE):
             _check_ink(ink, name)
+            if ink.mean() > 0.5:  # light ink on dark paper (an Omniglot picture has < 20 % ink)
+                ink = ~ink
+                _check_ink(ink, name)
             return with_omniglot_pen(ink.copy())
     else:
         ink = threshold(_grey(a, name), name).ink

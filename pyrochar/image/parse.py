@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import PyrocharError
+from . import MAX_K
 from .propose import N_CANDIDATES, N_WALKS, Candidate, propose
 
-__all__ = ["N_REFINE", "STEPS", "Parse", "shortlist", "load_image", "parse"]
+__all__ = ["MAX_K", "N_REFINE", "STEPS", "Parse", "shortlist", "load_image", "parse"]
 
 #: Candidates refined per image by default (at least 2 k).
 N_REFINE = 10
@@ -164,7 +165,7 @@ def parse(
     from ..checks import check_model, check_positive_int, check_seed
 
     check_model(model)
-    k = check_positive_int(k, "k")
+    k = check_positive_int(k, "k", MAX_K)
     n_candidates = check_positive_int(n_candidates, "n_candidates")
     n_refine = max(N_REFINE, 2 * k) if n_refine is None else check_positive_int(n_refine, "n_refine")
     seed = check_seed(seed)

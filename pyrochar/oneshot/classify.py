@@ -43,6 +43,8 @@ METHODS = {"model": "two_way", "mhd": "mhd"}
 PICKS = {"mhd": "smallest", "one_way": "largest", "two_way": "largest"}
 #: Version of the runNN.json format (a file of another version is recomputed).
 RESULT_FORMAT = 1
+MAX_STEPS = 10_000  # refinement steps, at most
+MAX_CHUNK = 4096  # refits per refine call, at most (memory grows with it)
 
 
 @dataclass
@@ -285,10 +287,13 @@ def method_settings(method: str, model=None, k: int = 5, steps: int = 20, parse_
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return {"model": model.name, "weights_sha256": digest.hexdigest(), "k": check_positive_int(k, "k"),
-            "steps": check_nonnegative_int(steps, "steps"),
-            "parse_steps": None if parse_steps is None else check_nonnegative_int(parse_steps, "parse_steps"),
-            "seed": check_seed(seed, "seed"), "chunk": check_positive_int(chunk, "chunk")}
+    from pyrochar.image import MAX_K
+
+    return {"model": model.name, "weights_sha256": digest.hexdigest(), "k": check_positive_int(k, "k", MAX_K),
+            "steps": check_nonnegative_int(steps, "steps", MAX_STEPS),
+            "parse_steps": None if parse_steps is None else check_nonnegative_int(parse_steps, "parse_steps",
+                                                                                  MAX_STEPS),
+            "seed": check_seed(seed, "seed"), "chunk": check_positive_int(chunk, "chunk", MAX_CHUNK)}
 
 
 def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | None = None,
@@ -315,6 +320,11 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     from pyrochar.viz import save_image
 
     settings = method_settings(method, model, k, steps, parse_steps, seed, chunk)
+    if isinstance(runs, int) and not isinstance(runs, bool):
+        runs = [runs]  # one run number
+    elif runs is not None and not isinstance(runs, (str, list, tuple)):
+        raise PyrocharError(f"runs must be a string such as '1-20' or '3,5', or a list of run numbers; "
+                            f"got {type(runs).__name__}")
     numbers = parse_run_spec(runs) if isinstance(runs, str) else runs
     selected = read_runs(runs_dir, numbers)  # every run checked before any work
     out = check_output_folder(out, "--out") if out is not None else None
