@@ -1,4 +1,5 @@
-"""``pyrochar parse``: images of characters -> their most probable strokes."""
+"""``pyrochar parse``: images of characters -> their most probable strokes;
+``pyrochar exemplars``: new drawings of the character in one image."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 import numpy as np
 
 from pyrochar.image import MAX_K
+from pyrochar.image.exemplars import MAX_EXEMPLARS, TYPES
 
 from .model_commands import _load_model, device_option, model_option
 from .options import image_out_option, json_out_option, seed_option
@@ -134,4 +136,91 @@ def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed,
     click.echo(f"wrote {out}: {sum(map(len, results))} parse(s) of {len(images)} image(s)")
     if json_out:
         atomic_write_text(json_out, _json_document(list(images), results))
+        click.echo(f"wrote {json_out}")
+
+
+# ------------------------------------------------------------------ exemplars
+
+LABEL = 16  # px of a label line under a cell
+
+
+def _ink_tile(ink: np.ndarray, size: int):
+    """A 105 x 105 bool image as black ink on white, scaled to ``size`` px (nearest)."""
+    from PIL import Image
+
+    grey = np.where(ink, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").resize((size, size), Image.NEAREST).convert("RGB")
+
+
+def exemplars_figure(result) -> object:
+    """The input image (labelled), its best parse's strokes small under it, and the
+    exemplars in a grid beside them, each labelled with its number and its parse's."""
+    from PIL import Image, ImageDraw
+
+    n = result.n
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    small = CELL // 2
+    left_h = CELL + LABEL + small + LABEL
+    grid_x0 = 6 + CELL + 18
+    width = grid_x0 + cols * (CELL + 6)
+    height = 6 + max(left_h, rows * (CELL + LABEL)) + 6
+    fig = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(fig)
+    fig.paste(_ink_tile(result.image, CELL), (6, 6))
+    draw.rectangle([5, 5, 6 + CELL, 6 + CELL], outline=(120, 120, 120))
+    draw.text((8, 6 + CELL + 2), "input", fill=(0, 0, 0))
+    y = 6 + CELL + LABEL
+    fig.paste(_parse_cell(result.image, result.parses[0]).resize((small, small), Image.LANCZOS), (6, y))
+    draw.text((8, y + small + 2), f"parse 1 (w {result.parses[0].weight:.2f})", fill=(0, 0, 0))
+    draw.line([grid_x0 - 10, 6, grid_x0 - 10, height - 6], fill=(200, 200, 200), width=1)
+    for i, (ink, j) in enumerate(zip(result.images, result.parse_index.tolist(), strict=True)):
+        x0 = grid_x0 + (i % cols) * (CELL + 6)
+        y0 = 6 + (i // cols) * (CELL + LABEL)
+        fig.paste(_ink_tile(ink, CELL), (x0, y0))
+        draw.rectangle([x0 - 1, y0 - 1, x0 + CELL, y0 + CELL], outline=(200, 200, 200))
+        draw.text((x0 + 2, y0 + CELL + 2), f"#{i + 1} parse {j + 1}", fill=(0, 0, 0))
+    return fig
+
+
+@click.command()
+@click.argument("image", metavar="IMAGE", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("-n", "n", type=click.IntRange(min=1, max=MAX_EXEMPLARS), default=9, show_default=True,
+              help="New exemplars to draw.")
+@click.option("-k", "k", type=click.IntRange(min=1, max=MAX_K), default=5, show_default=True,
+              help="Parses of the image (the types --types posterior draws from).")
+@click.option("--types", type=click.Choice(TYPES), default="best", show_default=True,
+              help="best: new tokens of the best parse's type; posterior: each exemplar's type "
+                   "drawn from the K parses by their weights (types near it).")
+@model_option()
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="A trained checkpoint (default: the shipped weights).")
+@click.option("--steps", type=click.IntRange(min=0, max=10_000), default=None,
+              help="Refinement steps of the parse (default: 150, pyrochar.image.parse.STEPS).")
+@seed_option(default=0, help="Random seed of the parse and the exemplars (repeatable results).")
+@image_out_option("exemplars.png", help="Picture to write: the input beside its new exemplars.")
+@json_out_option("Also write the exemplars' strokes as JSON (the project's drawing format, "
+                 "with each exemplar's parse index and the parses, .json).")
+@device_option()
+def exemplars(image, n, k, types, model_name, checkpoint, steps, seed, out, json_out, device):
+    """New drawings of the character in IMAGE: parse it, then draw N new tokens of its
+    type (or of types near it), rendered with the blur and pixel noise fitted to it.
+
+    IMAGE: an Omniglot 105 x 105 PNG, or any PNG/JPEG (thresholded, cropped and
+    scaled into the 105 x 105 frame).
+    """
+    from pyrochar.atomic import atomic_write_text
+    from pyrochar.image.exemplars import exemplars as make_exemplars
+    from pyrochar.image.parse import load_image
+    from pyrochar.viz import save_image
+
+    ink = load_image(image)  # a bad image is reported before the model loads
+    model = _load_model(model_name, checkpoint, device)
+    click.echo(f"parsing {image} and drawing {n} exemplar(s)...", err=True)
+    result = make_exemplars(model, ink, n=n, k=k, types=types, seed=seed, steps=steps)
+    save_image(exemplars_figure(result), out, "--out")
+    used = len(set(result.parse_index.tolist()))
+    click.echo(f"wrote {out}: {n} exemplar(s) of {image} from {used} parse(s)")
+    if json_out:
+        atomic_write_text(json_out, json.dumps(result.to_json(source=str(image)), indent=1) + "\n")
         click.echo(f"wrote {json_out}")

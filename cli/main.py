@@ -49,6 +49,7 @@ def _register() -> None:
 
     main.add_command(data_commands.data)
     main.add_command(image_commands.parse)
+    main.add_command(image_commands.exemplars)
     main.add_command(oneshot_commands.classify)
     for command in model_commands.COMMANDS:
         main.add_command(command)

@@ -27,6 +27,7 @@ _LAZY = {
     "sample": "pyrochar.api",
     "complete": "pyrochar.api",
     "parse": "pyrochar.image.parse",
+    "exemplars": "pyrochar.image.exemplars",
     "classify": "pyrochar.oneshot.classify",
     "load_checkpoint": "pyrochar.checkpoint",
     "save_checkpoint": "pyrochar.checkpoint",
