@@ -17,13 +17,15 @@ affine warp are drawn from the token model, which is what makes a new exemplar.
 
 **Binarization.** The program's ``image`` site is a Bernoulli draw per pixel. By
 default (``binarize="mode"``) an exemplar's 105 x 105 1-bit image is instead the
-most probable image given the token, ink where its probability is above 0.5:
-Omniglot's images are clean 1-bit scans, while the fitted pixel noise ``eps``
-(typically 0.001-0.01) mostly absorbs where the parse misses the ink, and a draw
-would sprinkle ``eps / 2`` of the 11,025 pixels with stray dots; thresholding the
-blurred ink at one half keeps the stroke width the fitted blur gives (the edge of
-a blurred line is where it crosses one half). ``binarize="sample"`` returns the
-program's Bernoulli draw itself.
+most probable image given the token, ink where its probability is above 0.5
+(:data:`pyrochar.image.metrics.INK_THRESHOLD`, the rule parses are drawn by too).
+Omniglot's images are clean 1-bit pictures of pen strokes, while a draw makes the
+pixels along a stroke's edge ink or paper at random and sprinkles stray dots on
+the paper (each paper pixel is ink with probability ``eps / 2``; the fitted
+``eps`` absorbs where the parse misses the ink, it is not a property of the pen);
+thresholding the blurred ink at one half keeps the stroke width the fitted blur
+gives (the edge of a blurred line is where it crosses one half).
+``binarize="sample"`` returns the program's Bernoulli draw itself.
 
 The same ``seed`` gives the same parses and the same exemplars.
 """
@@ -38,6 +40,7 @@ import pyro.distributions as dist
 import torch
 
 from ..errors import PyrocharError
+from .metrics import INK_THRESHOLD
 from .model import GenerateImage, TokenDraw, type_batch
 from .parse import Parse, load_image, parse
 from .propose import N_CANDIDATES
@@ -216,7 +219,8 @@ def exemplars(
         parses = parse(model, ink, k=k, n_candidates=n_candidates, steps=steps, seed=seed)
     draw, index, _ = sample_tokens(model, parses, n, types=types, seed=seed)
     probs = draw.probs.detach().cpu()  # (n, 105, 105)
-    images = probs > 0.5 if binarize == "mode" else draw.image.detach().cpu() > 0.5
+    chosen = probs if binarize == "mode" else draw.image.detach().cpu()  # (n, 105, 105)
+    images = chosen > INK_THRESHOLD
     return Exemplars(
         image=ink,
         parses=list(parses),
