@@ -44,6 +44,7 @@ from .metrics import INK_THRESHOLD
 from .model import GenerateImage, TokenDraw, type_batch
 from .parse import Parse, load_image, parse
 from .propose import N_CANDIDATES
+from .refine import _unpad, parse_tensors  # _unpad: padded control points -> real strokes
 
 __all__ = ["MAX_EXEMPLARS", "TYPES", "BINARIZE", "Exemplars", "exemplars", "sample_tokens"]
 
@@ -157,7 +158,6 @@ def sample_tokens(model, parses: list[Parse], n: int, types: str = "best", seed:
     the Pyro trace of the program (sites ``parse``, the token sites and ``image``).
     """
     from ..checks import check_model, check_positive_int, check_seed
-    from .refine import parse_tensors
 
     check_model(model)
     n = check_positive_int(n, "n", MAX_EXEMPLARS)
@@ -180,12 +180,6 @@ def sample_tokens(model, parses: list[Parse], n: int, types: str = "best", seed:
         trace = pyro.poutine.trace(_exemplar_program).get_trace(*args)
     draw, index = trace.nodes["_RETURN"]["value"]
     return draw, index, trace
-
-
-def _unpad(cps: torch.Tensor, n_cp: torch.Tensor) -> list[list[np.ndarray]]:
-    """(n, S, P, 2), (n, S) -> per exemplar its real strokes, (n_j, 2) float64 each."""
-    c, counts = cps.detach().double().cpu().numpy(), n_cp.cpu().numpy()
-    return [[c[b, i, : counts[b, i]] for i in range(c.shape[1]) if counts[b, i] > 0] for b in range(len(c))]
 
 
 def exemplars(
