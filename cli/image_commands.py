@@ -129,7 +129,8 @@ def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed,
     device = distributed.init_from_env(device)  # under torchrun: each process parses its share
     model = _load_model(model_name, checkpoint, device)
     results = []
-    for ink in tqdm(distributed.shard(inks), desc="parsing", unit="image", disable=not distributed.is_root()):
+    mine = distributed.shard(inks)  # this process's images (all of them in one process)
+    for ink in tqdm(mine, desc="parsing", unit="image", disable=not distributed.is_root()):
         results.append(parse_image(model, ink, k=k, n_candidates=candidates or N_CANDIDATES,
                                    steps=steps, seed=seed, refine=not no_refine))  # fmt: skip
     parts = distributed.gather(results)  # every rank's parses on rank 0, which alone writes

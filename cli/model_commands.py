@@ -142,8 +142,8 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     if len(parts["train"]) == 0:
         raise PyrocharError(f"split {sp.name!r} leaves no training drawings")
     echo(f"{model_name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
-               f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
-               f"{len(parts['test'])} test drawings")
+         f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
+         f"{len(parts['test'])} test drawings")
     if not (resume and (out / "last.pt").exists()):
         model.initialize_from_data(parts["train"])  # closed-form start where a model has one (bpl)
     sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None

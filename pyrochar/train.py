@@ -353,7 +353,8 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
             bar.set_postfix(nll=f"{total / count:.2f}")
         train_nll = total / max(count, 1)
         distributed.broadcast_buffers(model)  # rank 0's batch-norm statistics everywhere
-        val_nll = distributed.score_sharded(model, val_source, config.batch_size).mean if val_source else train_nll
+        val_nll = (distributed.score_sharded(model, val_source, config.batch_size).mean if val_source
+                   else train_nll)
         if not math.isfinite(val_nll):
             raise TrainingDiverged(
                 f"the validation NLL became {val_nll} at epoch {epoch + 1}; {_kept(out_dir)}. Lower --lr."

@@ -24,7 +24,7 @@ from pyrochar.errors import PyrocharError
 #: Seconds any launched process may take before the test fails instead of hanging.
 LAUNCH_LIMIT_S = 120
 #: The collectives' timeout given to launched processes (a hung peer is found in this time).
-SHORT_TIMEOUT_S = 4
+SHORT_TIMEOUT_S = 8
 
 
 def _env(tmp_path: Path, timeout_s: float = LAUNCH_LIMIT_S) -> dict:

@@ -336,9 +336,10 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     out = check_output_folder(out, "--out") if out is not None else None
     start = time.perf_counter()
     results = []
+    mine = distributed.shard(selected)  # this process's runs (all of them in one process)
     progress = progress and distributed.is_root()
     with tqdm(total=0, disable=not progress, position=1, leave=False) as items, \
-            tqdm(distributed.shard(selected), desc="runs", unit="run", disable=not progress, position=0) as bar:
+            tqdm(mine, desc="runs", unit="run", disable=not progress, position=0) as bar:
         for run in bar:
             fingerprint = run.fingerprint()
             result = _stored(out / f"{run.name}.json", method, settings, fingerprint) if out else None
