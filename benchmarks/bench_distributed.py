@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_distributed.py [--source ../shared/omniglot] [--batches 10]
-        [--images 6] [--k 5] [--json-out bench_distributed.json]
+        [--images 4] [--k 5] [--json-out bench_distributed.json]
 
 Two jobs, each run both ways as real commands (start-up included), one after the
 other:
@@ -18,10 +18,11 @@ other:
            of the parses is the same both ways (it must be).
 
 "1 x 2" is ``OMP_NUM_THREADS=2 python -m pyrochar ...``; "2 x 1" is
-``OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m pyrochar ...``. On
-a 2-core machine no speed-up is expected: the numbers show what sharing the work
-costs. The load average before and after each command is recorded (on a shared
-machine other jobs' load changes the times). Prints a Markdown table; ``--json-out``
+``OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m pyrochar ...``;
+"1 x 1", one process on one thread, is the reference for what sharing the work
+costs. On a 2-core machine no speed-up is expected. The CPU seconds of the
+command's processes (user + system) and the load average before and after each
+command are recorded: on a shared machine other jobs change the wall times. Prints a Markdown table; ``--json-out``
 writes every number.
 """
 
@@ -32,6 +33,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -39,22 +41,31 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WAYS = {"1 x 2": (["-m", "pyrochar"], "2"),
-        "2 x 1": (["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pyrochar"], "1")}
+TORCHRUN_2 = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pyrochar"]
+#: way -> (python arguments before pyrochar's, OMP_NUM_THREADS)
+WAYS = {"1 x 2": (["-m", "pyrochar"], "2"), "2 x 1": (TORCHRUN_2, "1"), "1 x 1": (["-m", "pyrochar"], "1")}
 
 
 def run_command(way: str, args: list, scratch: Path) -> dict:
-    """Run ``pyrochar ARGS`` one way; its wall time and the load averages around it."""
+    """Run ``pyrochar ARGS`` one way; its wall time, CPU time and the load averages around it."""
     launcher, threads = WAYS[way]
     env = {**os.environ, "OMP_NUM_THREADS": threads, "PYROCHAR_CACHE": str(scratch / "cache")}
     load_before = os.getloadavg()[0]
+    cpu_before = _children_cpu_s()
     start = time.perf_counter()
     done = subprocess.run([sys.executable, *launcher, *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{way}: pyrochar {' '.join(map(str, args[:2]))} failed:\n{done.stderr[-3000:]}")
-    return {"wall_s": wall, "load_before": load_before, "load_after": os.getloadavg()[0]}
+    return {"wall_s": wall, "cpu_s": _children_cpu_s() - cpu_before, "load_before": load_before,
+            "load_after": os.getloadavg()[0]}
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of the finished child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def bench_train(source: Path, batches: int, scratch: Path) -> dict:
@@ -86,22 +97,24 @@ def bench_parse(source: Path, n_images: int, k: int, scratch: Path) -> dict:
         rows[way] = run_command(way, ["parse", *images, "-k", k, "-o", scratch / f"parse {way}.png",
                                       "--json-out", js], scratch)
         rows[way]["json"] = js.read_text()
-    same = rows["1 x 2"].pop("json") == rows["2 x 1"].pop("json")
+    texts = {rows[way].pop("json") for way in WAYS}
+    same = len(texts) == 1
     return {"rows": rows, "same_json": same, "images": n_images}
 
 
 def table(result: dict) -> str:
     """The Markdown table of a benchmark result."""
     train, parse = result["train"], result["parse"]
-    lines = ["| job | way | wall (whole command) | epoch (history.json) | NLL train / validation | load avg before-after |",
-             "|---|---|---:|---:|---|---|"]
+    lines = ["| job | processes x threads | wall (whole command) | CPU (all processes) | epoch (history.json) "
+             "| NLL train / validation | load avg before-after |",
+             "|---|---|---:|---:|---:|---|---|"]
     for way, r in train.items():
         lines.append(f"| train, {result['batches']} batches of 200 | {way} | {r['wall_s']:.1f} s | "
-                     f"{r['epoch_s']:.1f} s | {r['train_nll']:.2f} / {r['val_nll']:.2f} | "
+                     f"{r['cpu_s']:.1f} s | {r['epoch_s']:.1f} s | {r['train_nll']:.2f} / {r['val_nll']:.2f} | "
                      f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
     for way, r in parse["rows"].items():
-        lines.append(f"| parse, {parse['images']} images, k = {result['k']} | {way} | {r['wall_s']:.1f} s | | "
-                     f"same parses: {'yes' if parse['same_json'] else 'NO'} | "
+        lines.append(f"| parse, {parse['images']} images, k = {result['k']} | {way} | {r['wall_s']:.1f} s | "
+                     f"{r['cpu_s']:.1f} s | | same parses all ways: {'yes' if parse['same_json'] else 'NO'} | "
                      f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
     return "\n".join(lines)
 
@@ -110,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "omniglot")
     parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--images", type=int, default=6)
+    parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--json-out", type=Path, default=None)
     a = parser.parse_args()
