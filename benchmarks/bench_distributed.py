@@ -15,15 +15,15 @@ other:
 ``parse``  ``pyrochar parse`` of the first ``--images`` Omniglot images of
            ``images_background/Latin`` (``-k``, default candidates and steps), with
            the shipped Full NS weights. Reports the wall time and whether the JSON
-           of the parses is the same both ways (it must be).
+           of the parses is the same all ways (it must be).
 
 "1 x 2" is ``OMP_NUM_THREADS=2 python -m pyrochar ...``; "2 x 1" is
 ``OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m pyrochar ...``;
 "1 x 1", one process on one thread, is the reference for what sharing the work
 costs. On a 2-core machine no speed-up is expected. The CPU seconds of the
 command's processes (user + system) and the load average before and after each
-command are recorded: on a shared machine other jobs change the wall times. Prints a Markdown table; ``--json-out``
-writes every number.
+command are recorded: on a shared machine other jobs change the wall times. Prints a
+Markdown table; ``--json-out`` writes every number.
 """
 
 from __future__ import annotations

@@ -78,10 +78,14 @@ def init_from_env(device: str = "cpu") -> str:
     or ``cuda:LOCAL_RANK`` for ``device="cuda"`` in a distributed run."""
     if not launched():
         return device
+    if not dist.is_available():
+        raise DistributedError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed: install "
+                               "a build with it, or run one process")
     missing = [name for name in LAUNCH_ENV if name not in os.environ]
     if missing:
-        raise DistributedError(f"WORLD_SIZE is set but {', '.join(missing)} is not: start the processes "
-                               "with torchrun (docs/distributed.md), or unset WORLD_SIZE")
+        verb = "is" if len(missing) == 1 else "are"
+        raise DistributedError(f"WORLD_SIZE is set but {', '.join(missing)} {verb} not: start the "
+                               "processes with torchrun (docs/distributed.md), or unset WORLD_SIZE")
     local = _env_int("LOCAL_RANK", 0)
     cuda = device.startswith("cuda")
     if cuda:
@@ -97,9 +101,9 @@ def init_from_env(device: str = "cpu") -> str:
         try:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=seconds))
         except (RuntimeError, ValueError) as e:
-            raise DistributedError(f"rank {os.environ['RANK']}: the process group did not start "
-                                   f"({_first_line(e)}); check --rdzv-endpoint / MASTER_ADDR and that "
-                                   "every node runs the same command") from None
+            raise DistributedError(f"the process group did not start ({_first_line(e)}); check "
+                                   "--rdzv-endpoint / MASTER_ADDR and that every node runs the same "
+                                   "command") from None
         atexit.register(shutdown)
     return device
 
@@ -135,8 +139,9 @@ def label(message: str) -> str:
     without its process group: the rank is then read from torchrun's variables)."""
     if active():
         return f"rank {rank()} of {world_size()}: {message}"
-    if launched():
-        return f"rank {os.environ.get('RANK', '?')} of {os.environ['WORLD_SIZE'].strip()}: {message}"
+    world = os.environ.get("WORLD_SIZE", "").strip()  # as written: this must not fail
+    if world and world != "1":
+        return f"rank {os.environ.get('RANK', '?').strip()} of {world}: {message}"
     return message
 
 

@@ -119,12 +119,21 @@ def test_a_bad_timeout_is_one_line(monkeypatch, value):
         distributed.timeout_s()
 
 
-def test_world_size_without_torchrun_is_one_line(monkeypatch):
+def test_world_size_without_torchrun_is_one_line(run, monkeypatch, tmp_path):
     monkeypatch.setenv("WORLD_SIZE", "2")
     for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(distributed.DistributedError, match="start the processes with torchrun"):
         distributed.init_from_env("cpu")
+    out = run("train", "--source", SUBSET_OMNIGLOT, "--out", tmp_path / "run", ok=False).output
+    assert out.strip() == ("Error: rank ? of 2: WORLD_SIZE is set but RANK, LOCAL_RANK, MASTER_ADDR, "
+                           "MASTER_PORT are not: start the processes with torchrun (docs/distributed.md), "
+                           "or unset WORLD_SIZE")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    out = run("train", "--source", SUBSET_OMNIGLOT, "--out", tmp_path / "run", ok=False).output
+    assert out.strip() == ("Error: rank ? of two: WORLD_SIZE='two' is not an integer: start the processes "
+                           "with torchrun (docs/distributed.md), or unset WORLD_SIZE")
+    assert not (tmp_path / "run").exists()  # nothing written
 
 
 # --------------------------------------------------- a hung or failed rank
