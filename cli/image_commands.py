@@ -120,6 +120,7 @@ def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed,
     """
     from tqdm.auto import tqdm
 
+    from pyrochar import distributed
     from pyrochar.atomic import atomic_write_text
     from pyrochar.image.parse import load_image
     from pyrochar.image.parse import parse as parse_image
@@ -127,11 +128,17 @@ def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed,
     from pyrochar.viz import save_image
 
     inks = [load_image(p) for p in images]  # every bad image is reported before any work
+    device = distributed.init_from_env(device)  # under torchrun: each process parses its share
     model = _load_model(model_name, checkpoint, device)
     results = []
-    for ink in tqdm(inks, desc="parsing", unit="image"):
+    mine = distributed.shard(inks)  # this process's images (all of them in one process)
+    for ink in tqdm(mine, desc="parsing", unit="image", disable=not distributed.is_root()):
         results.append(parse_image(model, ink, k=k, n_candidates=candidates or N_CANDIDATES,
                                    steps=steps, seed=seed, refine=not no_refine))  # fmt: skip
+    parts = distributed.gather(results)  # every rank's parses on rank 0, which alone writes
+    if parts is None:
+        return
+    results = distributed.unshard(parts)  # in the order of IMAGE...
     save_image(parses_figure(inks, results), out, "--out")
     click.echo(f"wrote {out}: {sum(map(len, results))} parse(s) of {len(images)} image(s)")
     if json_out:

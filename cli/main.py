@@ -21,7 +21,9 @@ class FriendlyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PyrocharError as e:
-            raise click.ClickException(str(e)) from None
+            from pyrochar.distributed import label  # "rank R of N: ..." under torchrun
+
+            raise click.ClickException(label(str(e))) from None
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -103,21 +103,25 @@ def _load_model(model_name: str, checkpoint: Path | None, device: str):
                    "e.g. epochs,lr,patience. The model, its config and the split never change.")
 def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch_size, lr, patience,
           seed, device, precision, overrides, max_batches, out, resume, allow_changed):
-    """Train a model by maximum likelihood; checkpoints go to --out."""
+    """Train a model by maximum likelihood; checkpoints go to --out.
+
+    Under torchrun, one model over several processes (docs/distributed.md)."""
     import torch
 
+    from pyrochar import distributed
     from pyrochar.atomic import atomic_write_text
-    from pyrochar.checkpoint import load_checkpoint
+    from pyrochar.checkpoint import model_from_checkpoint, read_checkpoint
     from pyrochar.data.loader import BatchSource
     from pyrochar.data.prepare import prepare_dataset
     from pyrochar.data.splits import Split
     from pyrochar.models import build_model
-    from pyrochar.scoring import score
     from pyrochar.train import TrainConfig, parse_allowed, prepare_run_dir, seed_everything
     from pyrochar.train import train as run_training
 
     # every option is checked before the data are prepared or anything is written
     _check_device(device)
+    device = distributed.init_from_env(device)  # cuda:LOCAL_RANK under torchrun
+    echo = distributed.root_only(click.echo)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                          device=device, precision=precision, max_batches_per_epoch=max_batches)
     if allow_changed and not resume:
@@ -126,8 +130,10 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     seed_everything(seed)
     model = build_model(model_name, _parse_overrides(overrides))
     prepare_run_dir(out)
-    ds = prepare_dataset(resolve_source(source), progress=True)
-    report_skipped(ds.skipped)
+    with distributed.root_first("waiting for rank 0 to prepare the data"):  # the others read its cache
+        ds = prepare_dataset(resolve_source(source), progress=distributed.is_root())
+    if distributed.is_root():
+        report_skipped(ds.skipped)
     if split_file:
         sp = Split.from_json(split_file)
     else:
@@ -135,9 +141,9 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     parts = {p: ds.select_characters(getattr(sp, p)) for p in ("train", "validation", "test")}
     if len(parts["train"]) == 0:
         raise PyrocharError(f"split {sp.name!r} leaves no training drawings")
-    click.echo(f"{model_name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
-               f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
-               f"{len(parts['test'])} test drawings")
+    echo(f"{model_name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
+         f"split {sp.name}: {len(parts['train'])} train, {len(parts['validation'])} validation, "
+         f"{len(parts['test'])} test drawings")
     if not (resume and (out / "last.pt").exists()):
         model.initialize_from_data(parts["train"])  # closed-form start where a model has one (bpl)
     sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None
@@ -145,14 +151,17 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     run_training(model, sources["train"], sources["validation"], config, out, resume=resume,
                  log=click.echo, split=sp, allow_changed=allowed)
     result = {"model": model_name, "split": sp.name, "config": model.config_dict()}
-    if sources["test"] is not None and (out / "best.pt").exists():
-        best = load_checkpoint(out / "best.pt").to(device)
+    best_path = out / "best.pt"  # read by rank 0, sent to the others
+    best = distributed.from_root(lambda: read_checkpoint(best_path) if best_path.exists() else None)
+    if sources["test"] is not None and best is not None:
+        best = model_from_checkpoint(best, str(best_path)).to(device)
         with torch.no_grad():
-            scores = score(best, sources["test"], batch_size, progress=True)
+            scores = distributed.score_sharded(best, sources["test"], batch_size, progress=True)
         result["test"] = scores.summary()
-        click.echo(f"test NLL {scores.mean:.3f} nats per character over {len(scores.nll)} drawings "
-                   f"(split {sp.name})")
-    atomic_write_text(out / "results.json", json.dumps(result, indent=1))
+        echo(f"test NLL {scores.mean:.3f} nats per character over {len(scores.nll)} drawings "
+             f"(split {sp.name})")
+    if distributed.is_root():
+        atomic_write_text(out / "results.json", json.dumps(result, indent=1))
 
 
 @click.command()

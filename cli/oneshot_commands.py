@@ -66,13 +66,17 @@ def classify(runs_dir, run_spec, method, model_name, checkpoint, k, steps, parse
              as_json, out):
     """One-shot classification of the runs in RUNS_DIR (the official layout:
     runNN/training, runNN/test, runNN/class_labels.txt): per-run and mean error."""
+    from pyrochar import distributed
     from pyrochar.oneshot.classify import classify as classify_runs
     from pyrochar.oneshot.runs import parse_run_spec, read_runs
 
     read_runs(runs_dir, parse_run_spec(run_spec) if run_spec else None)  # bad runs fail before loading
+    device = distributed.init_from_env(device)  # under torchrun: each process classifies its share
     model = _load_model(model_name, checkpoint, device) if method == "model" else None
     result = classify_runs(model, runs_dir, runs=run_spec, method=method, out=out, progress=True,
                            k=k, steps=steps, parse_steps=parse_steps, seed=seed)
+    if not distributed.is_root():
+        return  # rank 0 prints the merged result
     if as_json:
         click.echo(json.dumps(result.summary(), indent=1))
         return

@@ -12,6 +12,12 @@ the RNG states are restored, a killed and resumed run ends exactly as an
 uninterrupted one. A non-finite loss stops the run with a clear error and leaves
 the last good checkpoints untouched.
 
+Under ``torchrun`` (docs/distributed.md) every process runs this same loop on its
+part of each global batch (:func:`pyrochar.distributed.batch_part`) inside
+DistributedDataParallel; each part's summed NLL is weighted so that the averaged
+gradient is the one-process gradient of the whole batch. Validation is scored
+shared out over the processes; rank 0 alone writes the run folder and logs.
+
 A run's settings (training options, model config, split) are stored in its
 checkpoints; a resume with other settings is refused, naming each difference,
 unless the changed training options are listed in ``allow_changed``. The model,
@@ -35,6 +41,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .atomic import atomic_write_text
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data.loader import BatchSource
@@ -42,7 +49,7 @@ from .data.splits import Split
 from .errors import CheckpointError, PyrocharError
 from .models.base import CharacterModel
 from .models.config_check import Rule, validate_fields
-from .scoring import log_likelihood, score
+from .scoring import log_likelihood
 
 
 class TrainingDiverged(PyrocharError):
@@ -206,6 +213,7 @@ def train(
     TrainConfig fields that may differ from the run's on resume (:func:`parse_allowed`).
     """
     out_dir = prepare_run_dir(out_dir)
+    progress, log = progress and distributed.is_root(), distributed.root_only(log)
     extra = dict(extra or {})
     if split is not None:
         extra.update(split=split.name, split_sha256=split_fingerprint(split))
@@ -289,14 +297,16 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
             f"{out_dir} already holds a run (last.pt or best.pt): pass --resume to continue it, "
             "or use a new --out"
         )
-    state, changes = _resume_state(out_dir, model, config, extra, allow_changed, log) if resume else (None, [])
-    if split is not None:
+    state, changes = distributed.from_root(  # rank 0 reads the run; the others get its state
+        lambda: _resume_state(out_dir, model, config, extra, allow_changed, log) if resume else (None, []))
+    if split is not None and distributed.is_root():
         claim_split(out_dir, split)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     model.to(device)
     model.set_precision(config.precision)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    batch_loss = distributed.data_parallel(BatchLoss(model))  # DDP in a distributed run
     history = History()
     start_epoch, best_val, stale, lr_stale = 0, math.inf, 0, 0
 
@@ -321,27 +331,30 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
             break
         t0 = time.perf_counter()
         model.train()
+        if distributed.active():
+            torch.manual_seed(distributed.rank_seed(config.seed, epoch))
         batches = train_source.index_batches(config.batch_size, shuffle=True, seed=config.seed, epoch=epoch)
         if config.max_batches_per_epoch:
             batches = batches[: config.max_batches_per_epoch]
         total, count = 0.0, 0
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress)
         for idx in bar:
-            batch = model.prepare_batch(train_source.batch(idx))
-            ll, _ = log_likelihood(model, batch)
-            loss = -ll.mean()
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"the loss became {loss.item()} at epoch {epoch + 1}; "
+            loss, batch_nll = _batch_step(model, batch_loss, train_source, idx)
+            if not math.isfinite(batch_nll):
+                raise TrainingDiverged(f"the loss became {batch_nll} at epoch {epoch + 1}; "
                                        f"{_kept(out_dir)}. Lower --lr or check the data.")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with distributed.guard("averaging the gradients"):
+                loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
-            total += loss.item() * len(idx)
+            total += batch_nll * len(idx)
             count += len(idx)
             bar.set_postfix(nll=f"{total / count:.2f}")
         train_nll = total / max(count, 1)
-        val_nll = score(model, val_source, config.batch_size).mean if val_source else train_nll
+        distributed.broadcast_buffers(model)  # rank 0's batch-norm statistics everywhere
+        val_nll = (distributed.score_sharded(model, val_source, config.batch_size).mean if val_source
+                   else train_nll)
         if not math.isfinite(val_nll):
             raise TrainingDiverged(
                 f"the validation NLL became {val_nll} at epoch {epoch + 1}; {_kept(out_dir)}. Lower --lr."
@@ -362,13 +375,46 @@ def _train(model, train_source, val_source, config, out_dir, resume, progress, l
                 for group in optimizer.param_groups:
                     group["lr"] = max(lr / 2, config.min_lr)
                 lr_stale = 0
-        _write_epoch(out_dir, model, epoch, improved, meta, val_nll=val_nll, optimizer=optimizer.state_dict(),
-                     history=asdict(history), best_val=best_val, stale=stale, lr_stale=lr_stale)
+        if distributed.is_root():
+            _write_epoch(out_dir, model, epoch, improved, meta, val_nll=val_nll,
+                         optimizer=optimizer.state_dict(), history=asdict(history), best_val=best_val,
+                         stale=stale, lr_stale=lr_stale)
+        distributed.barrier("waiting for rank 0 to write the epoch's checkpoints")
         log(
             f"epoch {epoch + 1}: train NLL {train_nll:.3f}  validation NLL {val_nll:.3f}"
             f"  lr {lr:.2g}  {history.seconds[-1]:.1f}s" + ("  (best)" if improved else "")
         )
     return history
+
+
+class BatchLoss(torch.nn.Module):
+    """The summed NLL of some drawings of a batch, as the module DDP wraps."""
+
+    def __init__(self, model: CharacterModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch) -> torch.Tensor:
+        """-(sum of log-likelihoods) of a CharacterBatch (0 for None: a rank given no
+        drawing of a small batch), plus an exact zero that reaches every parameter, so
+        that each gets a gradient on every rank as DDP expects (a batch of one-stroke
+        characters leaves some networks unused)."""
+        touch = sum(p.sum() for p in self.model.parameters()) * 0.0  # ()
+        if batch is None:
+            return touch
+        ll, _ = log_likelihood(self.model, batch)  # (b,)
+        return touch - ll.sum()
+
+
+def _batch_step(model, batch_loss, source: BatchSource, idx: np.ndarray) -> tuple[torch.Tensor, float]:
+    """(loss to backpropagate, mean NLL of the whole batch) for the global batch
+    ``idx`` (B,). Each rank takes its part; its loss is its summed NLL / B * N, so
+    that DDP's mean over the N ranks gives the gradient of the batch's mean NLL."""
+    mine = distributed.batch_part(idx)  # (b_r,) this rank's drawings
+    batch = model.prepare_batch(source.batch(mine)) if len(mine) else None
+    nll_sum = batch_loss(batch)  # ()
+    batch_nll = distributed.all_sum(float(nll_sum.detach())) / len(idx)
+    return nll_sum / len(idx) * distributed.world_size(), batch_nll
 
 
 def _kept(out_dir: Path) -> str:

@@ -15,6 +15,10 @@ item; green frame right, red wrong), plus ``summary.json``. A later call with th
 same ``out`` reuses every run whose ``runNN.json`` matches the run's files, the
 method and its settings, so a killed classification resumes at the next
 unfinished run.
+
+Under torchrun (docs/distributed.md) each process classifies its share of the
+runs (round-robin) and writes their files; every process returns the merged
+result, in run order, and rank 0 alone writes ``summary.json``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyrochar import distributed
 from pyrochar.atomic import atomic_write_text
 from pyrochar.errors import PyrocharError
 
@@ -312,7 +317,8 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
 
     With ``out`` (a folder), results are written per run and reused by a later call
     (see the module's doc). ``progress`` shows bars over runs and over the images
-    of a run; ``on_run_done(result)`` is called after each run, computed or reused.
+    of a run; ``on_run_done(result)`` is called after each run, computed or reused
+    (in a distributed run: after each of this process's runs).
     """
     from tqdm.auto import tqdm
 
@@ -330,8 +336,10 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     out = check_output_folder(out, "--out") if out is not None else None
     start = time.perf_counter()
     results = []
+    mine = distributed.shard(selected)  # this process's runs (all of them in one process)
+    progress = progress and distributed.is_root()
     with tqdm(total=0, disable=not progress, position=1, leave=False) as items, \
-            tqdm(selected, desc="runs", unit="run", disable=not progress, position=0) as bar:
+            tqdm(mine, desc="runs", unit="run", disable=not progress, position=0) as bar:
         for run in bar:
             fingerprint = run.fingerprint()
             result = _stored(out / f"{run.name}.json", method, settings, fingerprint) if out else None
@@ -342,11 +350,12 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
                     atomic_write_text(out / f"{run.name}.json", json.dumps(result.to_json()) + "\n")
             results.append(result)
             bar.set_postfix(error=f"{result.error:.1f}%")
-            if out is not None:
+            if out is not None and distributed.world_size() == 1:
                 _write_summary(out, ClassifyResult(method, results, time.perf_counter() - start))
             if on_run_done is not None:
                 on_run_done(result)
+    results = distributed.unshard(distributed.all_gather(results))  # every rank's runs, in run order
     final = ClassifyResult(method, results, time.perf_counter() - start)
-    if out is not None:
+    if out is not None and distributed.is_root():
         _write_summary(out, final)
     return final
