@@ -137,6 +137,38 @@ def test_two_way_adds_the_reverse_and_removes_the_marginal():
                                [[-10 - 11 + 50, -20 - 25 + 40], [-30 - 28 + 50, -12 - 13 + 40]])
 
 
+
+def test_a_refit_starts_at_the_ink_spread_ratio_and_the_centroid_shift():
+    small = np.zeros((105, 105), bool)
+    small[40:60, 40:50] = True  # 10 wide, 20 high
+    large = np.zeros((105, 105), bool)
+    large[20:50, 10:25] = True  # 15 wide, 30 high, up and to the left
+    (start,) = refit_module.initial_affines(small[None], large[None])  # (M, 4) for the one source
+    (affine,) = start
+    spread = lambda n: np.arange(n).std() + 1.0  # noqa: E731
+    np.testing.assert_allclose(affine[:2], [spread(15) / spread(10), spread(30) / spread(20)])
+    np.testing.assert_allclose(affine[2:], [17.0 - 44.5, -(34.5 - 49.5)])  # x = col, y = -row
+    dot = np.zeros((105, 105), bool)
+    dot[50, 50] = True
+    (start,) = refit_module.initial_affines(dot[None], large[None])
+    np.testing.assert_allclose(start[0, :2], refit_module.SCALE_RANGE[1])  # clipped
+
+
+def test_the_refitted_terms_make_the_score(full_ns):
+    strokes = [np.array([[-1.0, 1.0], [0.0, 0.0], [1.0, -1.0]])]
+    bent = [strokes[0] + np.array([[0.0, 0.0], [0.0, 0.2], [0.0, 0.0]])]
+    source = ImageParses([strokes, bent], np.log([0.7, 0.3]), -100.0)
+    images = np.stack([render(strokes), render(drawn_by_another(strokes))])
+
+    class Bar:
+        def update(self, n):
+            pass
+
+    fits = refit_module.refit(full_ns, [source], images[:1], images, steps=2, bar=Bar())
+    assert fits.token.shape == fits.image.shape == (1, 2, 2)
+    terms = source.log_weights[None, None, :] + fits.token + fits.image
+    np.testing.assert_allclose(fits.log_lik, np.logaddexp.reduce(terms, axis=2), rtol=1e-9)
+
 @pytest.mark.slow
 def test_the_parser_finds_the_known_characters(known_run, full_ns):
     """The same run with the real parser (slow on a CPU)."""

@@ -29,6 +29,11 @@ __all__ = ["ImageParses", "Refits", "parse_images", "refit", "two_way"]
 
 #: Candidates per refine call (memory: a few MB each on the CPU).
 CHUNK = 256
+#: A refit starts with this blur (px): wider than a pen's edge, so that a stroke a few
+#: pixels off the ink still feels its pull; the fit narrows it (docs/oneshot.md).
+INIT_BLUR = 3.0
+#: The starting scales (ratio of the two images' ink spreads) are kept in this range.
+SCALE_RANGE = (0.6, 1.6)
 
 
 @dataclass
@@ -76,11 +81,32 @@ def _centroids(images: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+def _spreads(images: np.ndarray) -> np.ndarray:
+    """(N, 105, 105) bool -> (N, 2) standard deviations of the ink's x and y, in px (+1:
+    a straight line has none across it)."""
+    out = []
+    for image in images:
+        rows, cols = np.nonzero(image)
+        out.append([cols.std() + 1.0, rows.std() + 1.0])
+    return np.array(out)
+
+
+def initial_affines(source_images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(S, M, 4) starting affines of sources' parses refitted to targets: per axis the
+    ratio of the target's ink spread to the source's (kept in :data:`SCALE_RANGE`), and
+    the shift from the source's ink centroid to the target's (px)."""
+    scale = np.clip(_spreads(targets)[None] / _spreads(source_images)[:, None], *SCALE_RANGE)  # (S, M, 2)
+    shift = _centroids(targets)[None, :, :] - _centroids(source_images)[:, None, :]  # (S, M, 2)
+    return np.concatenate([scale, shift], axis=2)
+
+
 @dataclass
 class Refits:
     """Sources' parses refitted to targets."""
 
     log_lik: np.ndarray  # (S, M): logsumexp_k(log w_sk + token + image) of s's parses refitted to m
+    token: np.ndarray  # (S, M, K): the token log-prob of each refitted parse (-inf where s has fewer)
+    image: np.ndarray  # (S, M, K): its image log-prob (-inf where s has fewer)
     best_token_strokes: list[list[list[np.ndarray]]]  # [s][m]: the refitted token strokes of the
     # parse contributing most (normalized units), for pictures
 
@@ -90,8 +116,8 @@ def refit(model, sources: Sequence[ImageParses], source_images: np.ndarray, targ
     """Refit every parse of every source to every target (token-level values only).
 
     source_images (S, 105, 105), targets (M, 105, 105), both bool. Each candidate's
-    affine starts at scale 1 and the shift from the source's ink centroid to the
-    target's. ``bar`` advances per candidate refitted.
+    affine starts at :func:`initial_affines` and its blur at :data:`INIT_BLUR`.
+    ``bar`` advances per candidate refitted.
     """
     import torch
 
@@ -99,28 +125,33 @@ def refit(model, sources: Sequence[ImageParses], source_images: np.ndarray, targ
 
     jobs = [(s, m, k) for s in range(len(sources)) for m in range(len(targets))
             for k in range(len(sources[s].strokes))]
-    shift = _centroids(targets)[None, :, :] - _centroids(source_images)[:, None, :]  # (S, M, 2)
-    fit = np.empty(len(jobs))  # (J,) token + image log-prob of each refit candidate
-    tokens: list[list[np.ndarray]] = []
+    start = initial_affines(source_images, targets)  # (S, M, 4)
+    token = np.empty(len(jobs))  # (J,) token log-prob of each refit candidate
+    image = np.empty(len(jobs))  # (J,) its image log-prob
+    token_strokes: list[list[np.ndarray]] = []  # (J,) refitted token strokes
     images = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     for lo in range(0, len(jobs), chunk):
         part = jobs[lo:lo + chunk]
-        affine = np.array([[1.0, 1.0, *shift[s, m]] for s, m, _ in part])  # (B, 4)
+        affine = np.array([start[s, m] for s, m, _ in part])  # (B, 4)
         refined = refine(model, images, [sources[s].strokes[k] for s, _, k in part],
                          image_index=[m for _, m, _ in part], steps=steps, fit_type=False,
-                         init_affine=affine)
-        fit[lo:lo + len(part)] = (refined.scores.token + refined.scores.image).double().cpu().numpy()
-        tokens.extend(refined.token_strokes)
+                         init_affine=affine, init_blur=INIT_BLUR)
+        token[lo:lo + len(part)] = refined.scores.token.double().cpu().numpy()
+        image[lo:lo + len(part)] = refined.scores.image.double().cpu().numpy()
+        token_strokes.extend(refined.token_strokes)
         bar.update(len(part))
     n_k = max(len(src.strokes) for src in sources)
-    terms = np.full((len(sources), len(targets), n_k), -np.inf)  # (S, M, K), -inf where s has fewer
+    weights = np.full((len(sources), len(targets), n_k), -np.inf)  # (S, M, K), -inf where s has fewer
+    tokens_smk, images_smk = weights.copy(), weights.copy()
     for j, (s, m, k) in enumerate(jobs):
-        terms[s, m, k] = sources[s].log_weights[k] + fit[j]
+        weights[s, m, k] = sources[s].log_weights[k]
+        tokens_smk[s, m, k], images_smk[s, m, k] = token[j], image[j]
+    terms = weights + tokens_smk + images_smk
     where = {job: j for j, job in enumerate(jobs)}
     best_k = np.argmax(terms, axis=2)  # (S, M)
-    best = [[tokens[where[(s, m, int(best_k[s, m]))]] for m in range(len(targets))]
+    best = [[token_strokes[where[(s, m, int(best_k[s, m]))]] for m in range(len(targets))]
             for s in range(len(sources))]
-    return Refits(_logsumexp(terms, axis=2), best)
+    return Refits(_logsumexp(terms, axis=2), tokens_smk, images_smk, best)
 
 
 def two_way(forward: np.ndarray, backward: np.ndarray, log_marginals: np.ndarray) -> np.ndarray:

@@ -1,0 +1,156 @@
+"""What each part of the one-shot model method buys: k, refit steps, two-way, the token term.
+
+Usage:
+    python benchmarks/bench_oneshot.py RUNS_DIR --checkpoint runs/a0-60/best.pt
+        [--runs 1-4] [--k 5] [--steps 10,30,60] [--parse-steps N] [--seed 0]
+        [--json-out bench_oneshot.json]
+
+For each run it does the work of ``pyrochar classify --method model`` once with the
+largest settings and reads the smaller ones off it (the same numbers a classify call
+with those settings computes, up to float rounding):
+
+* every image is parsed once with ``--k`` parses (``pyrochar.parse``; the parses with
+  a smaller k are its first k: the parser refines the same shortlist for any
+  k <= 5 and keeps the best k);
+* every parse is refitted to every image of the other side once per value of
+  ``--steps`` (:func:`pyrochar.oneshot.refit.refit`), keeping each candidate's token
+  and image log-probs.
+
+Then, per steps and per k <= ``--k`` (the k best parses, weights renormalized,
+log P(I_c) from their totals), the error of:
+
+* ``one_way``: log P(I_t | I_c), the training parses refitted to the test item;
+* ``two_way``: + log P(I_c | I_t) - log P(I_c) (BPL's, what classify picks by);
+* ``two_way_no_token``: the two-way score with the token log-prob left out of every
+  refitted term (the refits themselves still use the token model as their prior):
+  what the token model's density adds to the score.
+
+Times: the seconds spent parsing, and refitting per steps value (all k_max parses);
+a classify call with k parses spends about k / k_max of that refit time. The type
+model (``--checkpoint``) must not have seen the runs' alphabet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def scores(fwd_token, fwd_image, bwd_token, bwd_image, train_totals, test_totals, k, token=True):
+    """(T, C) one-way and two-way scores from the refits' (S, M, K) token and image terms
+    and the parses' (N, K) totals (-inf where an image has fewer), with the first k parses."""
+    from pyrochar.oneshot.refit import _logsumexp, two_way
+
+    def direction(tok, img, totals):
+        tot = totals[:, :k]
+        weights = tot - _logsumexp(tot, axis=1)[:, None]  # (S, k) renormalized over the k
+        terms = weights[:, None, :] + img[..., :k] + (tok[..., :k] if token else 0.0)
+        return _logsumexp(np.where(np.isfinite(terms), terms, -np.inf), axis=2)  # (S, M)
+
+    forward = direction(fwd_token, fwd_image, train_totals).T  # (T, C)
+    backward = direction(bwd_token, bwd_image, test_totals)  # (T, C)
+    marginals = _logsumexp(train_totals[:, :k], axis=1)  # (C,)
+    return forward, two_way(forward, backward, marginals)
+
+
+def error(score: np.ndarray, answers) -> float:
+    """Percent of rows whose largest column is not the answer."""
+    return float(100.0 * np.mean(np.argmax(score, axis=1) != np.asarray(answers)))
+
+
+def totals_of(parses, k_max: int) -> np.ndarray:
+    """(N, k_max) total log-probs of each image's parses, -inf where fewer."""
+    out = np.full((len(parses), k_max), -np.inf)
+    for i, p in enumerate(parses):
+        out[i, : len(p.log_weights)] = p.log_weights + p.log_marginal
+    return out
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+
+def bench_run(model, run, k_max: int, steps_list, parse_steps, seed: int) -> dict:
+    """Every measure of one run (see the module docstring)."""
+    from pyrochar.oneshot import refit
+
+    train, test = run.images()
+    t0 = time.perf_counter()
+    train_parses = refit.parse_images(model, train, k_max, parse_steps, seed, _NoBar())
+    test_parses = refit.parse_images(model, test, k_max, parse_steps, seed, _NoBar())
+    parse_seconds = time.perf_counter() - t0
+    train_totals, test_totals = totals_of(train_parses, k_max), totals_of(test_parses, k_max)
+    out = {"run": run.name, "parse_seconds": parse_seconds, "by_steps": {}}
+    for steps in steps_list:
+        t0 = time.perf_counter()
+        fwd = refit.refit(model, train_parses, train, test, steps, _NoBar())  # (C, T, K)
+        bwd = refit.refit(model, test_parses, test, train, steps, _NoBar())  # (T, C, K)
+        row = {"refit_seconds": time.perf_counter() - t0, "by_k": {}}
+        for k in range(1, k_max + 1):
+            one, two = scores(fwd.token, fwd.image, bwd.token, bwd.image, train_totals, test_totals, k)
+            _, two_nt = scores(fwd.token, fwd.image, bwd.token, bwd.image, train_totals, test_totals, k,
+                               token=False)
+            row["by_k"][k] = {"one_way": error(one, run.answers), "two_way": error(two, run.answers),
+                              "two_way_no_token": error(two_nt, run.answers)}
+        out["by_steps"][steps] = row
+        print(f"{run.name} steps {steps}: " + ", ".join(
+            f"k={k} {v['two_way']:.0f}/{v['one_way']:.0f}/{v['two_way_no_token']:.0f}"
+            for k, v in row["by_k"].items()) + f" (two/one/no-token %), refit {row['refit_seconds']:.0f} s",
+            flush=True)
+    return out
+
+
+def table(results: list[dict], k_max: int, steps_list) -> str:
+    """A markdown table of the mean errors over runs."""
+    lines = ["| refit steps | k | two-way | one-way | two-way, no token term | refit s/run (k_max) |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for steps in steps_list:
+        sec = np.mean([r["by_steps"][steps]["refit_seconds"] for r in results])
+        for k in range(1, k_max + 1):
+            m = {name: np.mean([r["by_steps"][steps]["by_k"][k][name] for r in results])
+                 for name in ("two_way", "one_way", "two_way_no_token")}
+            lines.append(f"| {steps} | {k} | {m['two_way']:.1f} | {m['one_way']:.1f} | "
+                         f"{m['two_way_no_token']:.1f} | {sec:.0f} |")
+    parse = np.mean([r["parse_seconds"] for r in results])
+    lines.append(f"\nparsing: {parse:.0f} s per run ({len(results)} runs)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs_dir")
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--runs", default=None, help="run numbers, e.g. 1-4")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--steps", default="10,30,60")
+    ap.add_argument("--parse-steps", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json-out", default=None)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from pyrochar.atomic import atomic_write_text
+    from pyrochar.checkpoint import load_checkpoint
+    from pyrochar.oneshot.runs import parse_run_spec, read_runs
+
+    steps_list = [int(s) for s in args.steps.split(",")]
+    runs = read_runs(args.runs_dir, parse_run_spec(args.runs) if args.runs else None)
+    model = load_checkpoint(args.checkpoint)
+    model.eval()
+    results = [bench_run(model, run, args.k, steps_list, args.parse_steps, args.seed) for run in runs]
+    print(table(results, args.k, steps_list))
+    if args.json_out:
+        doc = {"runs_dir": str(Path(args.runs_dir)), "checkpoint": args.checkpoint, "k": args.k,
+               "steps": steps_list, "parse_steps": args.parse_steps, "seed": args.seed,
+               "threads": torch.get_num_threads(), "results": results}
+        atomic_write_text(Path(args.json_out), json.dumps(doc, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
