@@ -4,6 +4,7 @@ Usage:
     python benchmarks/bench_oneshot.py RUNS_DIR --checkpoint runs/a0-60/best.pt
         [--runs 1-4] [--k 5] [--steps 10,30,60] [--parse-steps N] [--seed 0]
         [--json-out bench_oneshot.json]
+    python benchmarks/bench_oneshot.py --merge part1.json part2.json   (one table over both)
 
 For each run it does the work of ``pyrochar classify --method model`` once with the
 largest settings and reads the smaller ones off it (the same numbers a classify call
@@ -121,10 +122,22 @@ def table(results: list[dict], k_max: int, steps_list) -> str:
     return "\n".join(lines)
 
 
+def merge(paths) -> None:
+    """Print one table over the runs of several ``--json-out`` files (same k and steps)."""
+    docs = [json.loads(Path(p).read_text()) for p in paths]
+    if len({(d["k"], tuple(d["steps"]), d["checkpoint"]) for d in docs}) != 1:
+        raise SystemExit("--merge: the files differ in --k, --steps or --checkpoint")
+    # JSON turned the int keys into strings: back to ints
+    results = [{**r, "by_steps": {int(s): {**v, "by_k": {int(k): e for k, e in v["by_k"].items()}}
+                                  for s, v in r["by_steps"].items()}} for d in docs for r in d["results"]]
+    print(table(results, docs[0]["k"], docs[0]["steps"]))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs_dir")
-    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("runs_dir", nargs="?")
+    ap.add_argument("--merge", nargs="+", default=None, help="--json-out files to print one table of")
+    ap.add_argument("--checkpoint")
     ap.add_argument("--runs", default=None, help="run numbers, e.g. 1-4")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--steps", default="10,30,60")
@@ -132,6 +145,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge)
+    if not args.runs_dir or not args.checkpoint:
+        ap.error("RUNS_DIR and --checkpoint are required (or --merge FILES)")
 
     import torch
 

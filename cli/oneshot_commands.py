@@ -10,6 +10,7 @@ import click
 from pyrochar.checks import check_output_folder
 from pyrochar.image import MAX_K
 from pyrochar.oneshot.classify import METHODS
+from pyrochar.oneshot.refit import REFIT_STEPS, K
 
 from .model_commands import _load_model, device_option, model_option
 from .options import checked, parse_alphabets, seed_option
@@ -49,9 +50,9 @@ def oneshot_runs(source, alphabets, n_runs, seed, out):
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="A trained type model (default: the shipped weights); judge on alphabets it was not "
                    "trained on.")
-@click.option("-k", "k", type=click.IntRange(min=1, max=MAX_K), default=5, show_default=True,
+@click.option("-k", "k", type=click.IntRange(min=1, max=MAX_K), default=K, show_default=True,
               help="Parses kept per image (model).")
-@click.option("--steps", type=int, default=20, show_default=True,
+@click.option("--steps", type=int, default=REFIT_STEPS, show_default=True,
               help="Optimizer steps of each refit of a parse to another image (model).")
 @click.option("--parse-steps", type=int, default=None,
               help="Refinement steps while parsing (model; default: the parser's).")

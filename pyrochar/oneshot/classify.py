@@ -271,7 +271,7 @@ def run_picture(result: RunResult, train: np.ndarray, test: np.ndarray, overlays
     return img
 
 
-def method_settings(method: str, model=None, k: int = 5, steps: int = 20, parse_steps: int | None = None,
+def method_settings(method: str, model=None, k: int | None = None, steps: int | None = None, parse_steps: int | None = None,
                     seed: int = 0, chunk: int = 256) -> dict:
     """The settings a method's result depends on (stored with it; a result is reused
     only with the same). ``"model"`` also records the type model's name and a hash
@@ -294,6 +294,10 @@ def method_settings(method: str, model=None, k: int = 5, steps: int = 20, parse_
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     from pyrochar.image import MAX_K
 
+    from .refit import REFIT_STEPS, K
+
+    k = K if k is None else k
+    steps = REFIT_STEPS if steps is None else steps
     return {"model": model.name, "weights_sha256": digest.hexdigest(), "k": check_positive_int(k, "k", MAX_K),
             "steps": check_nonnegative_int(steps, "steps", MAX_STEPS),
             "parse_steps": None if parse_steps is None else check_nonnegative_int(parse_steps, "parse_steps",
@@ -303,15 +307,15 @@ def method_settings(method: str, model=None, k: int = 5, steps: int = 20, parse_
 
 def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | None = None,
              method: str = "model", out: str | os.PathLike | None = None, progress: bool = False,
-             on_run_done: Callable[[RunResult], None] | None = None, k: int = 5, steps: int = 20,
+             on_run_done: Callable[[RunResult], None] | None = None, k: int | None = None, steps: int | None = None,
              parse_steps: int | None = None, seed: int = 0, chunk: int = 256) -> ClassifyResult:
     """Classify the test items of the runs in ``runs_dir`` (all, or ``runs``: run
     numbers or a spec like ``"1-20"``) with ``method``.
 
     ``"model"``: ``model`` (a type model, e.g. ``pyrochar.load_pretrained("full-ns")``)
-    parses every image into its ``k`` best parses (``parse_steps`` refinement
+    parses every image into its ``k`` best parses (None: ``refit.K``, 2; ``parse_steps`` refinement
     steps, the parser's default when None; ``seed``) and refits each parse to each
-    image of the other side with ``steps`` optimizer steps, ``chunk`` candidates at
+    image of the other side with ``steps`` optimizer steps (None: ``REFIT_STEPS``, 60), ``chunk`` candidates at
     a time (see :mod:`pyrochar.oneshot.refit`); it picks by the two-way score.
     ``"mhd"``: the modified Hausdorff baseline; ``model`` is unused (pass None).
 

@@ -32,6 +32,12 @@ CHUNK = 256
 #: A refit starts with this blur (px): wider than a pen's edge, so that a stroke a few
 #: pixels off the ink still feels its pull; the fit narrows it (docs/oneshot.md).
 INIT_BLUR = 3.0
+#: Refit steps by default (``pyrochar classify --steps``): on katakana run01 the refitted
+#: image term of the right class was still rising from 30 to 60 steps (docs/oneshot.md).
+REFIT_STEPS = 60
+#: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4, k = 2
+#: was as good as 5 at 40 % of the refits (docs/oneshot.md, "What each part buys").
+K = 2
 #: The starting scales (ratio of the two images' ink spreads) are kept in this range.
 SCALE_RANGE = (0.6, 1.6)
 

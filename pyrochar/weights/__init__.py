@@ -9,6 +9,6 @@ pins match the files.
 SHA256: dict[str, str] = {
     "baseline.pt": "1b148027ef61193403034bc73c1c12077e5bd4ce9b4326a0be342e772aa3f734",
     "bpl.pt": "bc522ed33f1c5d9e88bb3e1ff5dd4caa7e964b55d37e9008ae5fe6e7c93f552f",
-    "full-ns.pt": "f89493c791be6aca2afe9b79e381977907e8281f53dedac92bc204f2bcb22bf7",
+    "full-ns.pt": "12a1f57e436e1fa487788d09e2d1e44f2ad43e317830c75540cd9a6af5a26177",
     "hlstm.pt": "ed3cf25283e064913dc639b9e046569375d4192d69c100cb8a9a34d335ca1390",
 }
