@@ -32,8 +32,9 @@ CHUNK = 256
 #: A refit starts with this blur (px): wider than a pen's edge, so that a stroke a few
 #: pixels off the ink still feels its pull; the fit narrows it (docs/oneshot.md).
 INIT_BLUR = 3.0
-#: Refit steps by default (``pyrochar classify --steps``): on katakana run01 the refitted
-#: image term of the right class was still rising from 30 to 60 steps (docs/oneshot.md).
+#: Refit steps by default (``pyrochar classify --steps``): on katakana runs 1-4, 60 steps
+#: gave 15.0 % two-way error against 26.2 % with 10 (benchmarks/bench_oneshot.py,
+#: docs/oneshot.md "What each part buys").
 REFIT_STEPS = 60
 #: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4, k = 2
 #: was as good as 5 at 40 % of the refits (docs/oneshot.md, "What each part buys").
