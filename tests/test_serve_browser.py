@@ -221,6 +221,23 @@ def inked_thumbnails(page, selector: str) -> list[int]:
         return n; })""")
 
 
+def check_thumbnails_drawn(page, selector: str, results: list[dict]) -> None:
+    """Each thumbnail shows its result's ink: a sample is random (the page sends no seed)
+    and may be one short mark, so the ink expected is measured from the strokes returned.
+
+    A line 2.2 canvas pixels wide covers about 2 pixels per pixel of path; the check asks
+    for a quarter of the path length (a stroke may retrace another) and some ink always.
+    """
+    inked = inked_thumbnails(page, selector)
+    widths = page.eval_on_selector_all(selector + " canvas", "cs => cs.map(c => c.width)")
+    assert len(inked) == len(widths) == len(results)
+    for ink, width, result in zip(inked, widths, results, strict=True):
+        length = sum(float(np.linalg.norm(np.diff(np.asarray(s, dtype=float)[:, :2], axis=0),
+                                          axis=1).sum()) for s in result["strokes"])
+        path_px = length * width / 105.0  # the thumbnail's frame is 105 motor units wide
+        assert ink >= max(5.0, 0.25 * path_px), (ink, path_px)
+
+
 def check_strokes_sent(sent: list, drawn: list[np.ndarray]) -> None:
     """The strokes the page sent follow the mouse path, in motor units with real times."""
     assert len(sent) == len(drawn)
@@ -313,7 +330,7 @@ def test_draw_read_finish_sample_switch_compare_save(page, servers, tmp_path):
     samples = res.value.json()["samples"]
     assert len(samples) == 4
     page.wait_for_function("() => document.querySelectorAll('figure.sample[data-drawn=\"true\"]').length === 4")
-    assert min(inked_thumbnails(page, "figure.sample")) > 100
+    check_thumbnails_drawn(page, "figure.sample", samples)
     page.click("figure.sample >> nth=0")
     n_sample = len(samples[0]["strokes"])
     wait_for_reading(page, n_sample)
