@@ -1,9 +1,10 @@
-"""What each part of the one-shot model method buys: k, refit steps, two-way, the token term.
+"""What each part of the one-shot model method buys: k, refit steps, the image weight,
+two-way, the token term.
 
 Usage:
     python benchmarks/bench_oneshot.py RUNS_DIR --checkpoint runs/a0-60/best.pt
-        [--runs 1-4] [--k 5] [--steps 10,30,60] [--parse-steps N] [--seed 0]
-        [--json-out bench_oneshot.json]
+        [--runs 1-4] [--k 5] [--steps 10,30,60] [--image-weight 1,0.333] [--parse-steps N]
+        [--seed 0] [--json-out bench_oneshot.json]
     python benchmarks/bench_oneshot.py --merge part1.json part2.json   (one table over both)
 
 For each run it does the work of ``pyrochar classify --method model`` once with the
@@ -14,10 +15,11 @@ with those settings computes, up to float rounding):
   a smaller k are its first k: the parser refines the same shortlist for any
   k <= 5 and keeps the best k);
 * every parse is refitted to every image of the other side once per value of
-  ``--steps`` (:func:`pyrochar.oneshot.refit.refit`), keeping each candidate's token
-  and image log-probs.
+  ``--steps`` and of ``--image-weight`` (:func:`pyrochar.oneshot.refit.refit`; the weight
+  of the image term in the refit's objective and in the score), keeping each
+  candidate's token and image log-probs.
 
-Then, per steps and per k <= ``--k`` (the k best parses, weights renormalized,
+Then, per steps, image weight and k <= ``--k`` (the k best parses, weights renormalized,
 log P(I_c) from their totals), the error of:
 
 * ``one_way``: log P(I_t | I_c), the training parses refitted to the test item;
@@ -34,6 +36,7 @@ model (``--checkpoint``) must not have seen the runs' alphabet.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -41,15 +44,16 @@ from pathlib import Path
 import numpy as np
 
 
-def scores(fwd_token, fwd_image, bwd_token, bwd_image, train_totals, test_totals, k, token=True):
+def scores(fwd_token, fwd_image, bwd_token, bwd_image, train_totals, test_totals, k, token=True, weight=1.0):
     """(T, C) one-way and two-way scores from the refits' (S, M, K) token and image terms
-    and the parses' (N, K) totals (-inf where an image has fewer), with the first k parses."""
+    (the image's weighted by ``weight``) and the parses' (N, K) totals (-inf where an
+    image has fewer), with the first k parses."""
     from pyrochar.oneshot.refit import _logsumexp, two_way
 
     def direction(tok, img, totals):
         tot = totals[:, :k]
         weights = tot - _logsumexp(tot, axis=1)[:, None]  # (S, k) renormalized over the k
-        terms = weights[:, None, :] + img[..., :k] + (tok[..., :k] if token else 0.0)
+        terms = weights[:, None, :] + weight * img[..., :k] + (tok[..., :k] if token else 0.0)
         return _logsumexp(np.where(np.isfinite(terms), terms, -np.inf), axis=2)  # (S, M)
 
     forward = direction(fwd_token, fwd_image, train_totals).T  # (T, C)
@@ -76,7 +80,12 @@ class _NoBar:
         pass
 
 
-def bench_run(model, run, k_max: int, steps_list, parse_steps, seed: int) -> dict:
+def config_key(steps: int, weight: float) -> str:
+    """The JSON key of one refit setting."""
+    return f"steps={steps},image_weight={weight:.4g}"
+
+
+def bench_run(model, run, k_max: int, steps_list, weights, parse_steps, seed: int) -> dict:
     """Every measure of one run (see the module docstring)."""
     from pyrochar.oneshot import refit
 
@@ -86,36 +95,38 @@ def bench_run(model, run, k_max: int, steps_list, parse_steps, seed: int) -> dic
     test_parses = refit.parse_images(model, test, k_max, parse_steps, seed, _NoBar())
     parse_seconds = time.perf_counter() - t0
     train_totals, test_totals = totals_of(train_parses, k_max), totals_of(test_parses, k_max)
-    out = {"run": run.name, "parse_seconds": parse_seconds, "by_steps": {}}
-    for steps in steps_list:
+    out = {"run": run.name, "parse_seconds": parse_seconds, "by_config": {}}
+    for steps, w in itertools.product(steps_list, weights):
         t0 = time.perf_counter()
-        fwd = refit.refit(model, train_parses, train, test, steps, _NoBar())  # (C, T, K)
-        bwd = refit.refit(model, test_parses, test, train, steps, _NoBar())  # (T, C, K)
+        fwd = refit.refit(model, train_parses, train, test, steps, _NoBar(), image_weight=w)  # (C, T, K)
+        bwd = refit.refit(model, test_parses, test, train, steps, _NoBar(), image_weight=w)  # (T, C, K)
         row = {"refit_seconds": time.perf_counter() - t0, "by_k": {}}
+        terms = (fwd.token, fwd.image, bwd.token, bwd.image, train_totals, test_totals)
         for k in range(1, k_max + 1):
-            one, two = scores(fwd.token, fwd.image, bwd.token, bwd.image, train_totals, test_totals, k)
-            _, two_nt = scores(fwd.token, fwd.image, bwd.token, bwd.image, train_totals, test_totals, k,
-                               token=False)
-            row["by_k"][k] = {"one_way": error(one, run.answers), "two_way": error(two, run.answers),
+            one, two = scores(*terms, k, weight=w)
+            _, two_nt = scores(*terms, k, token=False, weight=w)
+            row["by_k"][str(k)] = {"one_way": error(one, run.answers), "two_way": error(two, run.answers),
                               "two_way_no_token": error(two_nt, run.answers)}
-        out["by_steps"][steps] = row
-        print(f"{run.name} steps {steps}: " + ", ".join(
+        out["by_config"][config_key(steps, w)] = row
+        print(f"{run.name} steps {steps} image weight {w:.3g}: " + ", ".join(
             f"k={k} {v['two_way']:.0f}/{v['one_way']:.0f}/{v['two_way_no_token']:.0f}"
             for k, v in row["by_k"].items()) + f" (two/one/no-token %), refit {row['refit_seconds']:.0f} s",
             flush=True)
     return out
 
 
-def table(results: list[dict], k_max: int, steps_list) -> str:
+def table(results: list[dict], k_max: int, steps_list, weights) -> str:
     """A markdown table of the mean errors over runs."""
-    lines = ["| refit steps | k | two-way | one-way | two-way, no token term | refit s/run (k_max) |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for steps in steps_list:
-        sec = np.mean([r["by_steps"][steps]["refit_seconds"] for r in results])
+    lines = ["| refit steps | image weight | k | two-way | one-way | two-way, no token term "
+             "| refit s/run (k_max) |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for steps, w in itertools.product(steps_list, weights):
+        rows = [r["by_config"][config_key(steps, w)] for r in results]
+        sec = np.mean([row["refit_seconds"] for row in rows])
         for k in range(1, k_max + 1):
-            m = {name: np.mean([r["by_steps"][steps]["by_k"][k][name] for r in results])
+            m = {name: np.mean([row["by_k"][str(k)][name] for row in rows])
                  for name in ("two_way", "one_way", "two_way_no_token")}
-            lines.append(f"| {steps} | {k} | {m['two_way']:.1f} | {m['one_way']:.1f} | "
+            lines.append(f"| {steps} | {w:.3g} | {k} | {m['two_way']:.1f} | {m['one_way']:.1f} | "
                          f"{m['two_way_no_token']:.1f} | {sec:.0f} |")
     parse = np.mean([r["parse_seconds"] for r in results])
     lines.append(f"\nparsing: {parse:.0f} s per run ({len(results)} runs)")
@@ -123,14 +134,12 @@ def table(results: list[dict], k_max: int, steps_list) -> str:
 
 
 def merge(paths) -> None:
-    """Print one table over the runs of several ``--json-out`` files (same k and steps)."""
+    """Print one table over the runs of several ``--json-out`` files (same k, steps, weights)."""
     docs = [json.loads(Path(p).read_text()) for p in paths]
-    if len({(d["k"], tuple(d["steps"]), d["checkpoint"]) for d in docs}) != 1:
-        raise SystemExit("--merge: the files differ in --k, --steps or --checkpoint")
-    # JSON turned the int keys into strings: back to ints
-    results = [{**r, "by_steps": {int(s): {**v, "by_k": {int(k): e for k, e in v["by_k"].items()}}
-                                  for s, v in r["by_steps"].items()}} for d in docs for r in d["results"]]
-    print(table(results, docs[0]["k"], docs[0]["steps"]))
+    if len({(d["k"], tuple(d["steps"]), tuple(d["image_weights"]), d["checkpoint"]) for d in docs}) != 1:
+        raise SystemExit("--merge: the files differ in --k, --steps, --image-weight or --checkpoint")
+    results = [r for d in docs for r in d["results"]]
+    print(table(results, docs[0]["k"], docs[0]["steps"], docs[0]["image_weights"]))
 
 
 def main(argv=None) -> None:
@@ -141,6 +150,8 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", default=None, help="run numbers, e.g. 1-4")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--steps", default="10,30,60")
+    ap.add_argument("--image-weight", default=None,
+                    help="image weights to refit with, e.g. 1,0.5,0.333 (default: refit.IMAGE_WEIGHT)")
     ap.add_argument("--parse-steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json-out", default=None)
@@ -154,17 +165,19 @@ def main(argv=None) -> None:
 
     from pyrochar.atomic import atomic_write_text
     from pyrochar.checkpoint import load_checkpoint
+    from pyrochar.oneshot.refit import IMAGE_WEIGHT
     from pyrochar.oneshot.runs import parse_run_spec, read_runs
 
     steps_list = [int(s) for s in args.steps.split(",")]
+    weights = [IMAGE_WEIGHT] if args.image_weight is None else [float(w) for w in args.image_weight.split(",")]
     runs = read_runs(args.runs_dir, parse_run_spec(args.runs) if args.runs else None)
     model = load_checkpoint(args.checkpoint)
     model.eval()
-    results = [bench_run(model, run, args.k, steps_list, args.parse_steps, args.seed) for run in runs]
-    print(table(results, args.k, steps_list))
+    results = [bench_run(model, run, args.k, steps_list, weights, args.parse_steps, args.seed) for run in runs]
+    print(table(results, args.k, steps_list, weights))
     if args.json_out:
         doc = {"runs_dir": str(Path(args.runs_dir)), "checkpoint": args.checkpoint, "k": args.k,
-               "steps": steps_list, "parse_steps": args.parse_steps, "seed": args.seed,
+               "steps": steps_list, "image_weights": weights, "parse_steps": args.parse_steps, "seed": args.seed,
                "threads": torch.get_num_threads(), "results": results}
         atomic_write_text(Path(args.json_out), json.dumps(doc, indent=1) + "\n")
 

@@ -10,7 +10,7 @@ import click
 from pyrochar.checks import check_output_folder
 from pyrochar.image import MAX_K
 from pyrochar.oneshot.classify import METHODS
-from pyrochar.oneshot.refit import REFIT_STEPS, K
+from pyrochar.oneshot.refit import IMAGE_WEIGHT, REFIT_STEPS, K
 
 from .model_commands import _load_model, device_option, model_option
 from .options import checked, parse_alphabets, seed_option
@@ -57,14 +57,18 @@ def oneshot_runs(source, alphabets, n_runs, seed, out):
 @click.option("--parse-steps", type=int, default=None,
               help="Refinement steps while parsing (model; default: the parser's).")
 @seed_option(default=0, help="Seed of the parser (model).")
+@click.option("--image-weight", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=IMAGE_WEIGHT,
+              show_default=True,
+              help="Weight of the image term in refits and scores (model): below 1 a tempered "
+                   "likelihood that keeps the token model's say (docs/oneshot.md).")
 @device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               callback=checked(check_output_folder),
               help="Folder for every score (runNN.json), a picture per run (runNN.png) and "
                    "summary.json; a rerun with the same --out resumes.")
-def classify(runs_dir, run_spec, method, model_name, checkpoint, k, steps, parse_steps, seed, device,
-             as_json, out):
+def classify(runs_dir, run_spec, method, model_name, checkpoint, k, steps, parse_steps, seed, image_weight,
+             device, as_json, out):
     """One-shot classification of the runs in RUNS_DIR (the official layout:
     runNN/training, runNN/test, runNN/class_labels.txt): per-run and mean error."""
     from pyrochar import distributed
@@ -75,7 +79,7 @@ def classify(runs_dir, run_spec, method, model_name, checkpoint, k, steps, parse
     device = distributed.init_from_env(device)  # under torchrun: each process classifies its share
     model = _load_model(model_name, checkpoint, device) if method == "model" else None
     result = classify_runs(model, runs_dir, runs=run_spec, method=method, out=out, progress=True,
-                           k=k, steps=steps, parse_steps=parse_steps, seed=seed)
+                           k=k, steps=steps, parse_steps=parse_steps, seed=seed, image_weight=image_weight)
     if not distributed.is_root():
         return  # rank 0 prints the merged result
     if as_json:

@@ -11,6 +11,7 @@ from PIL import Image
 
 import pyrochar
 import pyrochar.oneshot.refit as refit_module
+from pyrochar.errors import PyrocharError
 from pyrochar.oneshot.refit import ImageParses, two_way
 from pyrochar.oneshot.runs import LABELS_FILE
 
@@ -120,6 +121,17 @@ def test_other_settings_are_not_resumed(known_run, known_parses, full_ns, tmp_pa
     assert again.runs[0].resumed
     other = pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
     assert not other.runs[0].resumed
+    weighted = pyrochar.classify(full_ns, root, k=1, steps=1, image_weight=1.0, out=tmp_path / "out")
+    assert not weighted.runs[0].resumed
+    data = json.loads((tmp_path / "out" / "run01.json").read_text())
+    assert data["settings"]["image_weight"] == 1.0
+
+
+@pytest.mark.parametrize("weight", [0, -0.5, 1.5, float("nan"), "1", True])
+def test_a_bad_image_weight_is_refused(known_run, full_ns, weight):
+    root, _, _ = known_run
+    with pytest.raises(PyrocharError, match="image_weight must be a number in \\(0, 1\\]"):
+        pyrochar.classify(full_ns, root, image_weight=weight)
 
 
 def test_the_command(run, known_run, known_parses):
@@ -127,6 +139,10 @@ def test_the_command(run, known_run, known_parses):
     res = run("classify", root, "-k", 2, "--steps", 3)
     assert "run01  error   0.0%  (0 of 3 wrong, one-way 0.0%)" in res.stdout
     assert "(model, by the two-way score, one-way 0.0%)" in res.stdout
+    res = run("classify", root, "-k", 2, "--steps", 3, "--image-weight", 1)
+    assert "run01  error   0.0%" in res.stdout
+    bad = run("classify", root, "--image-weight", 0, ok=False)
+    assert "--image-weight" in bad.output and "0<x<=1" in bad.output
 
 
 def test_two_way_adds_the_reverse_and_removes_the_marginal():
@@ -164,10 +180,14 @@ def test_the_refitted_terms_make_the_score(full_ns):
         def update(self, n):
             pass
 
-    fits = refit_module.refit(full_ns, [source], images[:1], images, steps=2, bar=Bar())
-    assert fits.token.shape == fits.image.shape == (1, 2, 2)
-    terms = source.log_weights[None, None, :] + fits.token + fits.image
-    np.testing.assert_allclose(fits.log_lik, np.logaddexp.reduce(terms, axis=2), rtol=1e-9)
+    for weight in (1.0, refit_module.IMAGE_WEIGHT):
+        fits = refit_module.refit(full_ns, [source], images[:1], images, steps=2, bar=Bar(), image_weight=weight)
+        assert fits.token.shape == fits.image.shape == (1, 2, 2)
+        assert np.all(fits.image < -10)  # stored unweighted: ~11,000 pixels
+        terms = source.log_weights[None, None, :] + fits.token + weight * fits.image
+        np.testing.assert_allclose(fits.log_lik, np.logaddexp.reduce(terms, axis=2), rtol=1e-9)
+    default = refit_module.refit(full_ns, [source], images[:1], images, steps=2, bar=Bar())
+    np.testing.assert_allclose(default.log_lik, fits.log_lik, rtol=1e-9)  # IMAGE_WEIGHT by default
 
 @pytest.mark.slow
 def test_the_parser_finds_the_known_characters(known_run, full_ns):

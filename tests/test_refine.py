@@ -135,3 +135,43 @@ def test_several_images_and_bad_arguments(model, image):
         refine(model, image, [TRUE], steps=0, init_affine=[1.0, 1.0])
     with pytest.raises(PyrocharError, match="type_every"):
         refine(model, image, [TRUE], steps=1, type_every=0)
+    for weight in (0.0, 1.5, float("nan")):
+        with pytest.raises(PyrocharError, match="image_weight"):
+            refine(model, image, [TRUE], steps=0, image_weight=weight)
+
+
+def test_a_tempered_refit_bends_the_token_less(model, image):
+    """With the image term weighted below 1, the token model keeps more say: a wrong
+    shape (the bowl's stroke alone, drawn straight) bends less towards the ink, and
+    the scores are the unweighted log-probs of the values found."""
+    straight = [np.array([[-0.6, 0.6], [-0.6, 0.2], [-0.6, -0.2], [-0.6, -0.6]])]
+    full = refine(model, image, [straight], steps=40, fit_type=False)
+    tempered = refine(model, image, [straight], steps=40, fit_type=False, image_weight=0.2)
+    assert float(tempered.scores.token) > float(full.scores.token) + 1.0
+    assert float(full.scores.image) > float(tempered.scores.image)
+    noise = lambda r: float(r.values.shape_noise.abs().sum())  # noqa: E731
+    assert noise(tempered) < noise(full)
+    torch.testing.assert_close(tempered.scores.total,
+                               tempered.scores.type + tempered.scores.token + tempered.scores.image)
+
+
+class _ScaleImageSite(poutine.messenger.Messenger):
+    """Scales the log-prob of the ``image`` site alone (``poutine.scale`` on one site)."""
+
+    def __init__(self, weight: float):
+        super().__init__()
+        self.weight = weight
+
+    def _process_message(self, msg):
+        if msg["name"] == "image":
+            msg["scale"] = msg["scale"] * self.weight
+
+
+def test_the_tempered_objective_is_the_program_with_its_image_site_scaled(model, image):
+    out = refine(model, image, [TRUE], steps=3, fit_type=False, image_weight=0.2)
+    batch = type_batch(out.type_cps, out.n_cp)
+    data = {**batch.condition_dict(), **out.values.as_dict(), "image": image}
+    with evaluating(model), _ScaleImageSite(0.2):
+        trace = poutine.trace(pyro.condition(GenerateImage(model).model, data=data)).get_trace(1)
+    objective = out.scores.type + out.scores.token + 0.2 * out.scores.image
+    torch.testing.assert_close(trace.log_prob_sum(), objective.sum(), atol=2e-3, rtol=1e-5)

@@ -198,6 +198,7 @@ def refine(
     init_blur: float = 1.0,
     init_eps: float = 0.01,
     type_every: int = 5,
+    image_weight: float = 1.0,
 ) -> Refined:
     """MAP of the continuous values of B candidate parses, all at once.
 
@@ -220,6 +221,14 @@ def refine(
             are recomputed every ``type_every`` steps and reused in between (the
             type's networks cost most of a step; the control points move little
             in a few steps). 1 recomputes them at every step.
+        image_weight: the image term's weight w in the objective
+            ``type + token + w * image`` (a tempered, or power, likelihood: the
+            conditioned program with ``pyro.poutine.scale(scale=w)`` on its ``image``
+            site). 1 is the model's own posterior; below 1 the token model keeps
+            more say against the 11,025 pixels, which are not independent given
+            the token (one-shot classification uses :data:`pyrochar.oneshot.refit.IMAGE_WEIGHT`).
+            The scores returned are the unweighted log-probs; the best values
+            are the best by the weighted objective.
 
     Returns:
         :class:`Refined`, the best values seen per candidate and their scores.
@@ -228,6 +237,9 @@ def refine(
     if steps < 0:
         raise PyrocharError(f"steps must be >= 0, got {steps}")
     type_every = check_positive_int(type_every, "type_every")
+    image_weight = float(image_weight)
+    if not (0.0 < image_weight <= 1.0):
+        raise PyrocharError(f"image_weight must be in (0, 1], got {image_weight}")
     params = TokenParams() if params is None else params
     device = next(type_model.parameters()).device
     dtype = torch.float32
@@ -290,8 +302,9 @@ def refine(
             scores = joint_log_prob(type_model, params, leaves["cps"], n_cp, values_of(leaves),
                                     target, type_now)  # fmt: skip
             # the total with the type's log-prob of its last refresh
-            best_total = _keep_better(best, best_total, leaves, scores.total.detach())
-            grads = torch.autograd.grad(-(scores.token + scores.image).sum(), [leaves[k] for k in trained])
+            objective = scores.token + image_weight * scores.image  # (B,) the type's term is added below
+            best_total = _keep_better(best, best_total, leaves, (scores.type + objective).detach())
+            grads = torch.autograd.grad(-objective.sum(), [leaves[k] for k in trained])
             for k, g in zip(trained, grads, strict=True):
                 if k == "cps":
                     g = g - type_grad
@@ -300,7 +313,7 @@ def refine(
         final = {k: v.detach() for k, v in leaves.items()}
         with torch.no_grad():
             last = joint_log_prob(type_model, params, final["cps"], n_cp, values_of(final), target, fixed_type)
-            _keep_better(best, best_total, final, last.total)
+            _keep_better(best, best_total, final, last.type + last.token + image_weight * last.image)
             values = values_of(best)
             scores = joint_log_prob(type_model, params, best["cps"], n_cp, values, target, fixed_type)
             token = token_controls(best["cps"], n_cp, values)

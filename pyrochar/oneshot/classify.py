@@ -178,8 +178,9 @@ def _model_scores(run: Run, train: np.ndarray, test: np.ndarray, bar, settings: 
                 + sum(len(p.strokes) for p in test_parses) * len(train))
     bar.reset(total=n_refits)
     bar.set_description(f"{run.name} refitting parses")
-    forward = refit.refit(model, train_parses, train, test, steps, bar, chunk)  # (C, T)
-    backward = refit.refit(model, test_parses, test, train, steps, bar, chunk)  # (T, C)
+    weight = settings["image_weight"]
+    forward = refit.refit(model, train_parses, train, test, steps, bar, chunk, weight)  # (C, T)
+    backward = refit.refit(model, test_parses, test, train, steps, bar, chunk, weight)  # (T, C)
     one_way = forward.log_lik.T  # (T, C)
     marginals = np.array([p.log_marginal for p in train_parses])
     overlays = [[forward.best_token_strokes[c][t] for c in range(len(train))] for t in range(len(test))]
@@ -272,7 +273,7 @@ def run_picture(result: RunResult, train: np.ndarray, test: np.ndarray, overlays
 
 
 def method_settings(method: str, model=None, k: int | None = None, steps: int | None = None, parse_steps: int | None = None,
-                    seed: int = 0, chunk: int = 256) -> dict:
+                    seed: int = 0, chunk: int = 256, image_weight: float | None = None) -> dict:
     """The settings a method's result depends on (stored with it; a result is reused
     only with the same). ``"model"`` also records the type model's name and a hash
     of its weights."""
@@ -294,21 +295,27 @@ def method_settings(method: str, model=None, k: int | None = None, steps: int | 
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     from pyrochar.image import MAX_K
 
-    from .refit import REFIT_STEPS, K
+    from .refit import IMAGE_WEIGHT, REFIT_STEPS, K
 
     k = K if k is None else k
     steps = REFIT_STEPS if steps is None else steps
+    image_weight = IMAGE_WEIGHT if image_weight is None else image_weight
+    if isinstance(image_weight, bool) or not isinstance(image_weight, (int, float)) \
+            or not 0.0 < float(image_weight) <= 1.0:
+        raise PyrocharError(f"image_weight must be a number in (0, 1], got {image_weight!r}")
     return {"model": model.name, "weights_sha256": digest.hexdigest(), "k": check_positive_int(k, "k", MAX_K),
             "steps": check_nonnegative_int(steps, "steps", MAX_STEPS),
             "parse_steps": None if parse_steps is None else check_nonnegative_int(parse_steps, "parse_steps",
                                                                                   MAX_STEPS),
-            "seed": check_seed(seed, "seed"), "chunk": check_positive_int(chunk, "chunk", MAX_CHUNK)}
+            "seed": check_seed(seed, "seed"), "chunk": check_positive_int(chunk, "chunk", MAX_CHUNK),
+            "image_weight": float(image_weight)}
 
 
 def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | None = None,
              method: str = "model", out: str | os.PathLike | None = None, progress: bool = False,
              on_run_done: Callable[[RunResult], None] | None = None, k: int | None = None, steps: int | None = None,
-             parse_steps: int | None = None, seed: int = 0, chunk: int = 256) -> ClassifyResult:
+             parse_steps: int | None = None, seed: int = 0, chunk: int = 256,
+             image_weight: float | None = None) -> ClassifyResult:
     """Classify the test items of the runs in ``runs_dir`` (all, or ``runs``: run
     numbers or a spec like ``"1-20"``) with ``method``.
 
@@ -316,7 +323,8 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     parses every image into its ``k`` best parses (None: ``refit.K``, 2; ``parse_steps`` refinement
     steps, the parser's default when None; ``seed``) and refits each parse to each
     image of the other side with ``steps`` optimizer steps (None: ``REFIT_STEPS``, 60), ``chunk`` candidates at
-    a time (see :mod:`pyrochar.oneshot.refit`); it picks by the two-way score.
+    a time, the image term weighted by ``image_weight`` in refits and scores (None:
+    ``refit.IMAGE_WEIGHT``, 0.2; see :mod:`pyrochar.oneshot.refit`); it picks by the two-way score.
     ``"mhd"``: the modified Hausdorff baseline; ``model`` is unused (pass None).
 
     With ``out`` (a folder), results are written per run and reused by a later call
@@ -329,7 +337,7 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     from pyrochar.checks import check_output_folder
     from pyrochar.viz import save_image
 
-    settings = method_settings(method, model, k, steps, parse_steps, seed, chunk)
+    settings = method_settings(method, model, k, steps, parse_steps, seed, chunk, image_weight)
     if isinstance(runs, int) and not isinstance(runs, bool):
         runs = [runs]  # one run number
     elif runs is not None and not isinstance(runs, (str, list, tuple)):

@@ -7,7 +7,14 @@ parse k of c is refitted to t: its type (the strokes) is kept and the token-leve
 values (shape and location noise, affine, blur, eps) are refitted by MAP
 (:func:`pyrochar.image.refine.refine` with ``fit_type=False``). Then::
 
-    log P(I_t | I_c) ~ logsumexp_k ( log w_ck + token_tck + image_tck )
+    log P(I_t | I_c) ~ logsumexp_k ( log w_ck + token_tck + w * image_tck )
+
+with the image term weighted by ``w`` (:data:`IMAGE_WEIGHT`) in the refit's objective
+and in the score alike: a tempered likelihood. The renderer's pixels are not
+independent given the token (a stroke a pixel off misses a whole row of them), so the
+full-weight Bernoulli product lets a wrong character's parse bend far from its type
+to cover the test ink at little cost to the token term; with ``w < 1`` that bending
+costs what the token model says it should (docs/oneshot.md).
 
 The type's own log-probability is left out of the refitted term: it is the same
 for every image a parse is refitted to, and already counted in the weights. The
@@ -39,6 +46,9 @@ REFIT_STEPS = 60
 #: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4, k = 2
 #: was as good as 5 at 40 % of the refits (docs/oneshot.md, "What each part buys").
 K = 2
+#: The image term's weight in refits and scores (``pyrochar classify --image-weight``):
+#: benchmarks/bench_oneshot.py on katakana runs 1-4 (docs/oneshot.md, "What each part buys").
+IMAGE_WEIGHT = 0.2
 #: The starting scales (ratio of the two images' ink spreads) are kept in this range.
 SCALE_RANGE = (0.6, 1.6)
 
@@ -111,20 +121,21 @@ def initial_affines(source_images: np.ndarray, targets: np.ndarray) -> np.ndarra
 class Refits:
     """Sources' parses refitted to targets."""
 
-    log_lik: np.ndarray  # (S, M): logsumexp_k(log w_sk + token + image) of s's parses refitted to m
+    log_lik: np.ndarray  # (S, M): logsumexp_k(log w_sk + token + weight * image) of s's parses refitted to m
     token: np.ndarray  # (S, M, K): the token log-prob of each refitted parse (-inf where s has fewer)
-    image: np.ndarray  # (S, M, K): its image log-prob (-inf where s has fewer)
+    image: np.ndarray  # (S, M, K): its image log-prob, unweighted (-inf where s has fewer)
     best_token_strokes: list[list[list[np.ndarray]]]  # [s][m]: the refitted token strokes of the
     # parse contributing most (normalized units), for pictures
 
 
 def refit(model, sources: Sequence[ImageParses], source_images: np.ndarray, targets: np.ndarray,
-          steps: int, bar, chunk: int = CHUNK) -> Refits:
+          steps: int, bar, chunk: int = CHUNK, image_weight: float = IMAGE_WEIGHT) -> Refits:
     """Refit every parse of every source to every target (token-level values only).
 
     source_images (S, 105, 105), targets (M, 105, 105), both bool. Each candidate's
-    affine starts at :func:`initial_affines` and its blur at :data:`INIT_BLUR`.
-    ``bar`` advances per candidate refitted.
+    affine starts at :func:`initial_affines` and its blur at :data:`INIT_BLUR`; the
+    refit maximizes ``token + image_weight * image`` and the score weights the image
+    term alike. ``bar`` advances per candidate refitted.
     """
     import torch
 
@@ -142,7 +153,7 @@ def refit(model, sources: Sequence[ImageParses], source_images: np.ndarray, targ
         affine = np.array([start[s, m] for s, m, _ in part])  # (B, 4)
         refined = refine(model, images, [sources[s].strokes[k] for s, _, k in part],
                          image_index=[m for _, m, _ in part], steps=steps, fit_type=False,
-                         init_affine=affine, init_blur=INIT_BLUR)
+                         init_affine=affine, init_blur=INIT_BLUR, image_weight=image_weight)
         token[lo:lo + len(part)] = refined.scores.token.double().cpu().numpy()
         image[lo:lo + len(part)] = refined.scores.image.double().cpu().numpy()
         token_strokes.extend(refined.token_strokes)
@@ -153,7 +164,7 @@ def refit(model, sources: Sequence[ImageParses], source_images: np.ndarray, targ
     for j, (s, m, k) in enumerate(jobs):
         weights[s, m, k] = sources[s].log_weights[k]
         tokens_smk[s, m, k], images_smk[s, m, k] = token[j], image[j]
-    terms = weights + tokens_smk + images_smk
+    terms = weights + tokens_smk + image_weight * images_smk
     where = {job: j for j, job in enumerate(jobs)}
     best_k = np.argmax(terms, axis=2)  # (S, M)
     best = [[token_strokes[where[(s, m, int(best_k[s, m]))]] for m in range(len(targets))]
