@@ -13,6 +13,7 @@ from pyrochar.data.download import default_data_dir
 from pyrochar.data.loader import BatchSource
 from pyrochar.data.prepare import prepare_dataset
 from pyrochar.data.splits import make_split
+from pyrochar.errors import PyrocharError
 from pyrochar.models import BPLPrior
 from pyrochar.sampling import sample_characters
 from pyrochar.scoring import score
@@ -26,7 +27,10 @@ shared = Path(__file__).resolve().parents[2] / "shared" / "omniglot"
 source = args.source or (default_data_dir() if default_data_dir().exists() else shared)
 print(f"data: {source}")
 
-data = prepare_dataset(source, progress=False)
+try:
+    data = prepare_dataset(source, progress=False)
+except PyrocharError as err:  # no data here: say so in one line, not a traceback
+    raise SystemExit(f"Error: {err}") from None
 split = make_split("alphabet:0", data.character_keys())
 train = data.select_characters(split.train + split.validation)
 test = data.select_characters(split.test)
