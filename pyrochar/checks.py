@@ -97,6 +97,17 @@ def check_temperature(value, name: str = "temperature") -> float:
     return value
 
 
+def check_weight(value, name: str) -> float:
+    """A likelihood weight in (0, 1] (1: the model's own likelihood) -> float."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and 0.0 < float(value) <= 1.0
+    if not ok:  # NaN fails the comparison too
+        raise ArgumentValueError(
+            f"{name} must be a number in (0, 1], got {_kind(value)}; 1 is the model's own "
+            "likelihood, lower values give the token model more say"
+        )
+    return float(value)
+
+
 # -------------------------------------------------------------------- paths
 
 

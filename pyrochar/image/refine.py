@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..checks import check_control_points, check_positive_int
+from ..checks import check_control_points, check_positive_int, check_weight
 from ..errors import PyrocharError
 from ..models.base import CharacterModel, evaluating
 from ..scoring import log_likelihood
@@ -237,9 +237,7 @@ def refine(
     if steps < 0:
         raise PyrocharError(f"steps must be >= 0, got {steps}")
     type_every = check_positive_int(type_every, "type_every")
-    image_weight = float(image_weight)
-    if not (0.0 < image_weight <= 1.0):
-        raise PyrocharError(f"image_weight must be in (0, 1], got {image_weight}")
+    image_weight = check_weight(image_weight, "image_weight")
     params = TokenParams() if params is None else params
     device = next(type_model.parameters()).device
     dtype = torch.float32

@@ -283,7 +283,13 @@ def method_settings(method: str, model=None, k: int | None = None, steps: int | 
         return {}
     import hashlib
 
-    from pyrochar.checks import check_model, check_nonnegative_int, check_positive_int, check_seed
+    from pyrochar.checks import (
+        check_model,
+        check_nonnegative_int,
+        check_positive_int,
+        check_seed,
+        check_weight,
+    )
 
     if model is None:
         raise PyrocharError("method 'model' needs a type model: pass pyrochar.load_pretrained('full-ns') "
@@ -299,16 +305,13 @@ def method_settings(method: str, model=None, k: int | None = None, steps: int | 
 
     k = K if k is None else k
     steps = REFIT_STEPS if steps is None else steps
-    image_weight = IMAGE_WEIGHT if image_weight is None else image_weight
-    if isinstance(image_weight, bool) or not isinstance(image_weight, (int, float)) \
-            or not 0.0 < float(image_weight) <= 1.0:
-        raise PyrocharError(f"image_weight must be a number in (0, 1], got {image_weight!r}")
+    image_weight = check_weight(IMAGE_WEIGHT if image_weight is None else image_weight, "image_weight")
     return {"model": model.name, "weights_sha256": digest.hexdigest(), "k": check_positive_int(k, "k", MAX_K),
             "steps": check_nonnegative_int(steps, "steps", MAX_STEPS),
             "parse_steps": None if parse_steps is None else check_nonnegative_int(parse_steps, "parse_steps",
                                                                                   MAX_STEPS),
             "seed": check_seed(seed, "seed"), "chunk": check_positive_int(chunk, "chunk", MAX_CHUNK),
-            "image_weight": float(image_weight)}
+            "image_weight": image_weight}
 
 
 def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | None = None,

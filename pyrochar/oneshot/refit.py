@@ -39,12 +39,14 @@ CHUNK = 256
 #: A refit starts with this blur (px): wider than a pen's edge, so that a stroke a few
 #: pixels off the ink still feels its pull; the fit narrows it (docs/oneshot.md).
 INIT_BLUR = 3.0
-#: Refit steps by default (``pyrochar classify --steps``): on katakana runs 1-4, 60 steps
-#: gave 15.0 % two-way error against 26.2 % with 10 (benchmarks/bench_oneshot.py,
+#: Refit steps by default (``pyrochar classify --steps``): on katakana runs 1-4 at image
+#: weight 0.2, 60 steps gave 10.0 % two-way error against 12.5 % with 30 and 11.2 % with
+#: 120 (at full weight: 15.0 % against 26.2 % with 10; benchmarks/bench_oneshot.py,
 #: docs/oneshot.md "What each part buys").
 REFIT_STEPS = 60
-#: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4, k = 2
-#: was as good as 5 at 40 % of the refits (docs/oneshot.md, "What each part buys").
+#: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4 at full
+#: image weight, k = 2 was as good as 5 at 40 % of the refits; at weight 0.2 it beat k = 1
+#: (10.0 against 12.5 %; docs/oneshot.md, "What each part buys").
 K = 2
 #: The image term's weight in refits and scores (``pyrochar classify --image-weight``):
 #: benchmarks/bench_oneshot.py on katakana runs 1-4 (docs/oneshot.md, "What each part buys").
