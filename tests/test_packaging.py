@@ -21,15 +21,20 @@ SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
 
 
 def package_folders() -> dict[str, Path]:
-    """Every importable package of the repository (a folder with ``__init__.py``) by its
-    installed dotted name, applying ``package-dir`` (``cli/`` installs as ``pyrochar_cli``)."""
+    """Every package of the repository by its installed dotted name, applying
+    ``package-dir`` (``cli/`` installs as ``pyrochar_cli``): each folder with an
+    ``__init__.py``, and each folder that holds files to ship but no code (a data-only
+    package such as the drawing pad's ``serve/static/``)."""
     roots = {"pyrochar": REPO / "pyrochar"}
     roots.update({name: REPO / folder for name, folder in SETUPTOOLS["package-dir"].items()})
     found = {}
     for name, root in roots.items():
-        for init in root.rglob("__init__.py"):
-            rel = init.parent.relative_to(root).parts
-            found[".".join((name, *rel))] = init.parent
+        for folder in (root, *(p for p in root.rglob("*") if p.is_dir())):
+            if "__pycache__" in folder.parts:
+                continue
+            if (folder / "__init__.py").exists() or any(
+                    p.is_file() and p.suffix not in (".py", ".pyc") for p in folder.iterdir()):
+                found[".".join((name, *folder.relative_to(root).parts))] = folder
     return found
 
 
@@ -46,11 +51,16 @@ def test_every_package_folder_is_listed_and_every_listed_one_exists():
 
 
 def test_package_data_patterns_match_exactly_the_data_files():
-    patterns = SETUPTOOLS["package-data"]["pyrochar"]
+    folders = package_folders()
+    shipped = []  # patterns relative to pyrochar/, one package's folder at a time
+    for package, patterns in SETUPTOOLS["package-data"].items():
+        assert package in SETUPTOOLS["packages"], f"package-data for unlisted {package}"
+        prefix = folders[package].relative_to(REPO / "pyrochar").as_posix()
+        shipped += [f"{prefix}/{pattern}" for pattern in patterns]
     files = data_files(REPO / "pyrochar")
-    for pattern in patterns:  # no pattern for files that do not exist
+    for pattern in shipped:  # no pattern for files that do not exist
         assert fnmatch.filter(files, pattern), f"{pattern} matches no file"
-    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in shipped)]
     assert unshipped == [], "data files no package-data pattern ships"
     for folder in SETUPTOOLS["package-dir"].values():  # no package-data for the CLI
         assert data_files(REPO / folder) == []
@@ -83,9 +93,11 @@ def wheel(tmp_path_factory) -> Path:
         shutil.copytree(REPO / folder, src / folder, ignore=ignore)
     out = tmp_path_factory.mktemp("wheel")
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-           "--no-index", "-q", "-w", str(out), str(src)]
+           "--no-index", "-w", str(out), str(src)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    # e.g. a data folder missing from `packages` ("absent from the `packages` configuration")
+    assert "BuildBackendWarning" not in done.stdout + done.stderr
     (whl,) = out.glob("pyrochar-*.whl")
     return whl
 
