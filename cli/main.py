@@ -2,6 +2,8 @@
 
 Every user-facing failure is a :class:`pyrochar.errors.PyrocharError`; the group
 below turns it into one ``Error: ...`` line and exit status 1, never a traceback.
+A usage error (a bad option value, a missing argument, an unknown command) is one
+line too, ending with where to read the command's help, and exit status 2.
 """
 
 from __future__ import annotations
@@ -14,16 +16,38 @@ from pyrochar import __version__
 from pyrochar.errors import PyrocharError
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line (click's own shows a usage block of three)."""
+
+    def show(self, file=None):
+        where = f" See '{self.ctx.command_path} --help'." if self.ctx is not None else ""
+        click.echo(f"Error: {self.format_message()}{where}", file=file, err=file is None)
+
+
 class FriendlyGroup(click.Group):
-    """A click group that reports PyrocharError as a one-line message."""
+    """A click group that reports PyrocharError and usage errors as one-line messages."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # the group's own options: `pyrochar --bogus`
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # a subcommand's options, an unknown command
+            raise _one_line(e) from None
         except PyrocharError as e:
             from pyrochar.distributed import label  # "rank R of N: ..." under torchrun
 
             raise click.ClickException(label(str(e))) from None
+
+
+def _one_line(e: click.UsageError) -> click.UsageError:
+    if isinstance(e, OneLineUsageError):
+        return e
+    return OneLineUsageError(e.format_message(), e.ctx)
 
 
 @click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})

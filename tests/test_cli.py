@@ -17,6 +17,21 @@ def test_help_lists_the_commands(run):
         assert cmd in out
 
 
+@pytest.mark.parametrize("args, says, command", [
+    (("sample", "-n", "0"), "Invalid value for '-n'", " sample"),
+    (("nosuch",), "No such command 'nosuch'", ""),
+    (("--bogus",), "No such option '--bogus'", ""),
+    (("classify",), "Missing argument 'RUNS_DIR'", " classify"),
+    (("data", "oneshot-runs", "--runs", "x"), "Invalid value for '--runs'", " data oneshot-runs"),
+])  # fmt: skip
+def test_usage_errors_are_one_line_naming_the_help(run, args, says, command):
+    r = run(*args, ok=False)
+    assert r.exit_code == 2
+    (line,) = r.output.strip().splitlines()  # not click's three-line usage block
+    assert line.startswith(f"Error: {says}")
+    assert line.endswith(f"{command} --help'.")  # "See 'pyrochar sample --help'."
+
+
 def test_stats_json_on_the_shared_data(run, omniglot_root):
     out = json.loads(run("data", "stats", "--source", omniglot_root, "--json").stdout)
     assert out == {
