@@ -14,6 +14,7 @@ from pyrochar.errors import PyrocharError
 from .options import (
     image_out_option,
     parse_alphabets,
+    progress_bars,
     report_skipped,
     resolve_source,
     source_option,
@@ -38,7 +39,7 @@ def download(dest, url, background_only):
 
     archives = ("strokes_background.zip",) if background_only else (
         "strokes_background.zip", "strokes_evaluation.zip")
-    paths = download_omniglot(dest=dest, base_url=url, archives=archives, progress=True)
+    paths = download_omniglot(dest=dest, base_url=url, archives=archives, progress=progress_bars())
     for p in paths:
         click.echo(f"ok  {p}")
 
@@ -53,7 +54,7 @@ def prepare(source, alphabets, strict, no_cache):
     from pyrochar.data.prepare import prepare_dataset
 
     ds = prepare_dataset(resolve_source(source), strict=strict, alphabets=parse_alphabets(alphabets),
-                         use_cache=not no_cache, progress=True)
+                         use_cache=not no_cache, progress=progress_bars())
     report_skipped(ds.skipped)
     s = ds.stats()
     where = f"-> {ds.cache_file}" if ds.cache_file else "(not cached)"
@@ -70,7 +71,7 @@ def stats(source, alphabets, strict, as_json):
     from pyrochar.data.prepare import prepare_dataset
 
     ds = prepare_dataset(resolve_source(source), strict=strict, alphabets=parse_alphabets(alphabets),
-                         progress=not as_json)
+                         progress=not as_json and progress_bars())
     s = ds.stats()
     keys = ["alphabets", "characters", "drawings", "skipped", "strokes_per_drawing",
             "control_points_per_stroke_mean", "control_points_per_stroke_median",

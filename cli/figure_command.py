@@ -9,7 +9,14 @@ import click
 from pyrochar.errors import PyrocharError
 from pyrochar.models import MODELS
 
-from .options import folder_out_option, report_skipped, resolve_source, seed_option, source_option
+from .options import (
+    folder_out_option,
+    progress_bars,
+    report_skipped,
+    resolve_source,
+    seed_option,
+    source_option,
+)
 
 DEFAULT_MODELS = ("full-ns", "hlstm", "baseline", "bpl")
 
@@ -115,7 +122,7 @@ def figures(model_list, checkpoints, source, spec, split_file, n, n_novelty, gri
                             f"available: {', '.join(sorted(MODELS))}")
     models = load_models(names, explicit, parse_checkpoints(checkpoints), device)
 
-    ds = prepare_dataset(resolve_source(source), progress=True)
+    ds = prepare_dataset(resolve_source(source), progress=progress_bars())
     report_skipped(ds.skipped)
     sp = Split.from_json(split_file) if split_file else ds.split(spec)
     train = ds.select_characters(sp.train)
@@ -125,7 +132,7 @@ def figures(model_list, checkpoints, source, spec, split_file, n, n_novelty, gri
         raise PyrocharError(f"split {sp.name!r} leaves no training drawings in {source or 'the data'}")
     click.echo(f"split {sp.name}: {len(train)} training drawings, {len(heldout)} held-out drawings "
                f"({held_part} characters); models: {', '.join(models)}")
-    result = make_figures(models, train, heldout, out, n=n, seed=seed, progress=True,
+    result = make_figures(models, train, heldout, out, n=n, seed=seed, progress=progress_bars(),
                           n_novelty=n_novelty, grid_side=grid_side,
                           classifier_epochs=classifier_epochs, device=device,
                           log=lambda msg: click.echo(msg, err=True))

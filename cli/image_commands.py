@@ -13,7 +13,7 @@ from pyrochar.image import MAX_K
 from pyrochar.image.exemplars import MAX_EXEMPLARS, TYPES
 
 from .model_commands import _load_model, device_option, model_option
-from .options import image_out_option, json_out_option, seed_option
+from .options import image_out_option, json_out_option, progress_bars, seed_option
 
 CELL = 210  # px of a picture cell (the 105 x 105 frame at 2x)
 CAPTION = 44  # px of caption under a cell
@@ -132,7 +132,7 @@ def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed,
     model = _load_model(model_name, checkpoint, device)
     results = []
     mine = distributed.shard(inks)  # this process's images (all of them in one process)
-    for ink in tqdm(mine, desc="parsing", unit="image", disable=not distributed.is_root()):
+    for ink in tqdm(mine, desc="parsing", unit="image", disable=not (distributed.is_root() and progress_bars())):
         results.append(parse_image(model, ink, k=k, n_candidates=candidates or N_CANDIDATES,
                                    steps=steps, seed=seed, refine=not no_refine))  # fmt: skip
     parts = distributed.gather(results)  # every rank's parses on rank 0, which alone writes

@@ -17,6 +17,7 @@ from .options import (
     image_out_option,
     json_out_option,
     parse_alphabets,
+    progress_bars,
     report_skipped,
     resolve_source,
     seed_option,
@@ -131,7 +132,7 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     model = build_model(model_name, _parse_overrides(overrides))
     prepare_run_dir(out)
     with distributed.root_first("waiting for rank 0 to prepare the data"):  # the others read its cache
-        ds = prepare_dataset(resolve_source(source), progress=distributed.is_root())
+        ds = prepare_dataset(resolve_source(source), progress=distributed.is_root() and progress_bars())
     if distributed.is_root():
         report_skipped(ds.skipped)
     if split_file:
@@ -149,14 +150,14 @@ def train(model_name, source, spec, split_file, holdout_alphabets, epochs, batch
     sources = {p: BatchSource(d, with_canvases=model.uses_canvases, device=device) if len(d) else None
                for p, d in parts.items()}
     run_training(model, sources["train"], sources["validation"], config, out, resume=resume,
-                 log=click.echo, split=sp, allow_changed=allowed)
+                 log=click.echo, progress=progress_bars(), split=sp, allow_changed=allowed)
     result = {"model": model_name, "split": sp.name, "config": model.config_dict()}
     best_path = out / "best.pt"  # read by rank 0, sent to the others
     best = distributed.from_root(lambda: read_checkpoint(best_path) if best_path.exists() else None)
     if sources["test"] is not None and best is not None:
         best = model_from_checkpoint(best, str(best_path)).to(device)
         with torch.no_grad():
-            scores = distributed.score_sharded(best, sources["test"], batch_size, progress=True)
+            scores = distributed.score_sharded(best, sources["test"], batch_size, progress=progress_bars())
         result["test"] = scores.summary()
         echo(f"test NLL {scores.mean:.3f} nats per character over {len(scores.nll)} drawings "
              f"(split {sp.name})")
@@ -209,7 +210,7 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
         ds = build_prepared(read_drawings(list(files), strict=False))
     else:
         ds = prepare_dataset(resolve_source(source), alphabets=parse_alphabets(alphabets),
-                             progress=not as_json)
+                             progress=not as_json and progress_bars())
     report_skipped(ds.skipped)
     for e in ds.empty_after_filter:
         click.echo(f"not scored (every stroke shorter than 20 px): {e}", err=True)
@@ -224,7 +225,7 @@ def score(model_name, checkpoint, source, alphabets, files, per_drawing, as_json
                        as_json)
         return
     src = BatchSource(ds, with_canvases=model.uses_canvases, device=device)
-    scores = score_source(model, src, batch_size, progress=not as_json)
+    scores = score_source(model, src, batch_size, progress=not as_json and progress_bars())
     summary = scores.summary()
     summary["model"] = model_name
     summary["units"] = "nats per character, normalized units (px / 20)"
@@ -369,7 +370,7 @@ def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batc
         if not sep or model not in names:
             raise PyrocharError(f"--set {item!r}: expected MODEL:KEY=VALUE with MODEL one of {', '.join(names)}")
         per_model.setdefault(model, {}).update(_parse_overrides([rest]))
-    ds = prepare_dataset(resolve_source(source), progress=True)
+    ds = prepare_dataset(resolve_source(source), progress=progress_bars())
     report_skipped(ds.skipped)
     cfg = EvalConfig(
         task=task, models=names, splits=split_ids, grid=grid,
@@ -378,7 +379,7 @@ def evaluate(source, task, models, splits, holdout_alphabets, grid, epochs, batc
                           device=device, precision=precision, max_batches_per_epoch=max_batches),
         allow_changed=frozenset(parse_allowed(allow_changed)),
     )
-    run_evaluation(ds, cfg, out, log=click.echo)
+    run_evaluation(ds, cfg, out, log=click.echo, progress=progress_bars())
     click.echo((out / "table.md").read_text())
     click.echo(f"wrote {out / 'table.md'}, {out / 'table.csv'}, {out / 'table.json'}, {out / 'grid.json'}")
 

@@ -13,7 +13,7 @@ from pyrochar.oneshot.classify import METHODS
 from pyrochar.oneshot.refit import IMAGE_WEIGHT, REFIT_STEPS, K
 
 from .model_commands import _load_model, device_option, model_option
-from .options import checked, parse_alphabets, seed_option
+from .options import checked, parse_alphabets, progress_bars, seed_option
 
 
 @click.command("oneshot-runs")
@@ -78,7 +78,7 @@ def classify(runs_dir, run_spec, method, model_name, checkpoint, k, steps, parse
     read_runs(runs_dir, parse_run_spec(run_spec) if run_spec else None)  # bad runs fail before loading
     device = distributed.init_from_env(device)  # under torchrun: each process classifies its share
     model = _load_model(model_name, checkpoint, device) if method == "model" else None
-    result = classify_runs(model, runs_dir, runs=run_spec, method=method, out=out, progress=True,
+    result = classify_runs(model, runs_dir, runs=run_spec, method=method, out=out, progress=progress_bars(),
                            k=k, steps=steps, parse_steps=parse_steps, seed=seed, image_weight=image_weight)
     if not distributed.is_root():
         return  # rank 0 prints the merged result

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from pyrochar.data.download import default_data_dir
 from pyrochar.errors import PyrocharError
+
+
+def progress_bars() -> bool:
+    """Whether commands draw progress bars: only on a terminal. Redirected to a file or a
+    pipe, a bar's redraws would be left behind as lines of carriage returns and escape
+    codes (and before an error's one line); logs get the commands' own lines instead."""
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
 def source_option(required: bool = False):

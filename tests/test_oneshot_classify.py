@@ -149,3 +149,33 @@ def test_the_command(run, runs_dir, tmp_path):
     assert bad.output.strip().splitlines()[-1].startswith("Error: --runs 'x'")
     bad = run("classify", runs_dir / "run01", ok=False)
     assert "no runNN/ folders" in bad.output
+
+
+def test_a_bad_image_mid_run_is_the_only_line_on_stderr(run, runs_dir, tmp_path):
+    """Redirected (not a terminal), no progress bar is drawn: nothing but the error's
+    line, where a bar would leave its redraws and escape codes before it."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(runs_dir, runs)
+    (runs / "run02" / "test" / "item01.png").write_bytes(b"not a picture")
+    bad = run("classify", runs, "--method", "mhd", "--out", tmp_path / "out", ok=False)
+    assert bad.stderr.splitlines() == [
+        f"Error: {runs / 'run02' / 'test' / 'item01.png'} is not a picture PIL can read; "
+        "give a PNG or JPEG"]
+    assert (tmp_path / "out" / "run01.json").exists()  # the run done before it is kept
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import io
+
+    from pyrochar_cli.options import progress_bars
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert not progress_bars()
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert progress_bars()
