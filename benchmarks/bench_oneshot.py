@@ -20,7 +20,7 @@ with those settings computes, up to float rounding):
   candidate's token and image log-probs.
 
 Then, per steps, image weight and k <= ``--k`` (the k best parses, weights renormalized,
-log P(I_c) from their totals), the error of:
+log P(I_c) from their totals, all in the tempered model of that weight), the error of:
 
 * ``one_way``: log P(I_t | I_c), the training parses refitted to the test item;
 * ``two_way``: + log P(I_c | I_t) - log P(I_c) (BPL's, what classify picks by);
@@ -44,35 +44,25 @@ from pathlib import Path
 import numpy as np
 
 
-def scores(fwd_token, fwd_image, bwd_token, bwd_image, train_totals, test_totals, k, token=True, weight=1.0):
-    """(T, C) one-way and two-way scores from the refits' (S, M, K) token and image terms
-    (the image's weighted by ``weight``) and the parses' (N, K) totals (-inf where an
-    image has fewer), with the first k parses."""
-    from pyrochar.oneshot.refit import _logsumexp, two_way
+def scores(fwd, bwd, train_parses, test_parses, k, weight, token=True):
+    """(T, C) one-way and two-way scores with the first k parses of each image, from the
+    refits' (S, M, K) token and image terms (``fwd``: training parses refitted to the test
+    items, ``bwd`` the reverse) with the image's weighted by ``weight``; ``token=False``
+    leaves the token log-prob out of every refitted term."""
+    from pyrochar.oneshot.refit import log_lik, log_weights, two_way
 
-    def direction(tok, img, totals):
-        tot = totals[:, :k]
-        weights = tot - _logsumexp(tot, axis=1)[:, None]  # (S, k) renormalized over the k
-        terms = weights[:, None, :] + weight * img[..., :k] + (tok[..., :k] if token else 0.0)
-        return _logsumexp(np.where(np.isfinite(terms), terms, -np.inf), axis=2)  # (S, M)
-
-    forward = direction(fwd_token, fwd_image, train_totals).T  # (T, C)
-    backward = direction(bwd_token, bwd_image, test_totals)  # (T, C)
-    marginals = _logsumexp(train_totals[:, :k], axis=1)  # (C,)
+    train_k, test_k = [p.first(k) for p in train_parses], [p.first(k) for p in test_parses]
+    forward = log_lik(log_weights(train_k, weight), fwd.token[..., :k], fwd.image[..., :k], weight,
+                      token).T  # (T, C)
+    backward = log_lik(log_weights(test_k, weight), bwd.token[..., :k], bwd.image[..., :k], weight,
+                       token)  # (T, C)
+    marginals = np.array([p.log_marginal(weight) for p in train_k])  # (C,)
     return forward, two_way(forward, backward, marginals)
 
 
 def error(score: np.ndarray, answers) -> float:
     """Percent of rows whose largest column is not the answer."""
     return float(100.0 * np.mean(np.argmax(score, axis=1) != np.asarray(answers)))
-
-
-def totals_of(parses, k_max: int) -> np.ndarray:
-    """(N, k_max) total log-probs of each image's parses, -inf where fewer."""
-    out = np.full((len(parses), k_max), -np.inf)
-    for i, p in enumerate(parses):
-        out[i, : len(p.log_weights)] = p.log_weights + p.log_marginal
-    return out
 
 
 class _NoBar:
@@ -94,17 +84,15 @@ def bench_run(model, run, k_max: int, steps_list, weights, parse_steps, seed: in
     train_parses = refit.parse_images(model, train, k_max, parse_steps, seed, _NoBar())
     test_parses = refit.parse_images(model, test, k_max, parse_steps, seed, _NoBar())
     parse_seconds = time.perf_counter() - t0
-    train_totals, test_totals = totals_of(train_parses, k_max), totals_of(test_parses, k_max)
     out = {"run": run.name, "parse_seconds": parse_seconds, "by_config": {}}
     for steps, w in itertools.product(steps_list, weights):
         t0 = time.perf_counter()
         fwd = refit.refit(model, train_parses, train, test, steps, _NoBar(), image_weight=w)  # (C, T, K)
         bwd = refit.refit(model, test_parses, test, train, steps, _NoBar(), image_weight=w)  # (T, C, K)
         row = {"refit_seconds": time.perf_counter() - t0, "by_k": {}}
-        terms = (fwd.token, fwd.image, bwd.token, bwd.image, train_totals, test_totals)
         for k in range(1, k_max + 1):
-            one, two = scores(*terms, k, weight=w)
-            _, two_nt = scores(*terms, k, token=False, weight=w)
+            one, two = scores(fwd, bwd, train_parses, test_parses, k, w)
+            _, two_nt = scores(fwd, bwd, train_parses, test_parses, k, w, token=False)
             row["by_k"][str(k)] = {"one_way": error(one, run.answers), "two_way": error(two, run.answers),
                               "two_way_no_token": error(two_nt, run.answers)}
         out["by_config"][config_key(steps, w)] = row

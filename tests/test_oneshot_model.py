@@ -68,11 +68,15 @@ def known_run(tmp_path_factory):
     return root, strokes_of, order
 
 
+FAKE_PRIOR, FAKE_IMAGE = np.array([-20.0, -21.0]), np.array([-300.0, -340.0])
+
+
 @pytest.fixture
 def known_parses(known_run, monkeypatch):
     """The parser replaced by one that returns each image's known strokes: two
-    parses (the strokes, and the strokes slightly bent, weights 0.8 and 0.2), one
-    for the training image of the V (parse counts may differ between images)."""
+    parses (the strokes, and the strokes slightly bent), one for the training image
+    of the V (parse counts may differ between images); their log-probs are
+    :data:`FAKE_PRIOR` (type + token) and :data:`FAKE_IMAGE`."""
     _, strokes_of, _ = known_run
     seen = []
 
@@ -81,8 +85,7 @@ def known_parses(known_run, monkeypatch):
         seen.append(len(strokes))
         bent = [cp + np.array([0.0, 0.15]) * np.sin(np.linspace(0, np.pi, len(cp)))[:, None] for cp in strokes]
         parses = [strokes, bent][: (1 if len(strokes) == 2 and strokes[0][0, 0] < -1.1 else k)]
-        totals = np.log(np.array([0.8, 0.2]))[: len(parses)]
-        return ImageParses(parses, totals - np.logaddexp.reduce(totals), float(np.logaddexp.reduce(totals)))
+        return ImageParses(parses, FAKE_PRIOR[: len(parses)], FAKE_IMAGE[: len(parses)])
 
     monkeypatch.setattr(refit_module, "parse_image", fake_parse)
     return seen
@@ -145,6 +148,31 @@ def test_the_command(run, known_run, known_parses):
     assert "--image-weight" in bad.output and "0<x<=1" in bad.output
 
 
+def test_parse_weights_and_marginal_are_of_the_tempered_model():
+    parses = ImageParses([[np.zeros((2, 2))]] * 3, np.array([-20.0, -25.0, -22.0]),
+                         np.array([-300.0, -280.0, -330.0]))
+    for w in (1.0, 0.2):
+        totals = parses.prior + w * parses.image
+        assert parses.log_marginal(w) == pytest.approx(np.logaddexp.reduce(totals))
+        np.testing.assert_allclose(parses.log_weights(w), totals - np.logaddexp.reduce(totals))
+    # at full weight the image ranks the second parse first, at 0.2 the prior the first
+    assert np.argmax(parses.log_weights(1.0)) == 1 and np.argmax(parses.log_weights(0.2)) == 0
+    first = parses.first(2)
+    assert len(first.strokes) == 2 and first.log_marginal(0.2) == pytest.approx(np.logaddexp(-80.0, -81.0))
+
+
+def test_the_two_way_score_removes_the_tempered_marginal(known_run, known_parses, full_ns, monkeypatch):
+    """log P(I_c) is of the model the refits score in: type + token + w * image."""
+    root, _, _ = known_run
+    seen = []
+    real = refit_module.two_way
+    monkeypatch.setattr(refit_module, "two_way", lambda f, b, m: seen.append(m) or real(f, b, m))
+    pyrochar.classify(full_ns, root, k=2, steps=1, image_weight=0.5)
+    n_parses = [2, 2, 1]  # the bar, the L, the V's training image
+    expected = [np.logaddexp.reduce(FAKE_PRIOR[:n] + 0.5 * FAKE_IMAGE[:n]) for n in n_parses]
+    np.testing.assert_allclose(seen[0], expected)
+
+
 def test_two_way_adds_the_reverse_and_removes_the_marginal():
     forward = np.array([[-10.0, -20.0], [-30.0, -12.0]])
     backward = np.array([[-11.0, -25.0], [-28.0, -13.0]])
@@ -173,7 +201,7 @@ def test_a_refit_starts_at_the_ink_spread_ratio_and_the_centroid_shift():
 def test_the_refitted_terms_make_the_score(full_ns):
     strokes = [np.array([[-1.0, 1.0], [0.0, 0.0], [1.0, -1.0]])]
     bent = [strokes[0] + np.array([[0.0, 0.0], [0.0, 0.2], [0.0, 0.0]])]
-    source = ImageParses([strokes, bent], np.log([0.7, 0.3]), -100.0)
+    source = ImageParses([strokes, bent], np.array([-20.0, -22.0]), np.array([-300.0, -310.0]))
     images = np.stack([render(strokes), render(drawn_by_another(strokes))])
 
     class Bar:
@@ -184,7 +212,7 @@ def test_the_refitted_terms_make_the_score(full_ns):
         fits = refit_module.refit(full_ns, [source], images[:1], images, steps=2, bar=Bar(), image_weight=weight)
         assert fits.token.shape == fits.image.shape == (1, 2, 2)
         assert np.all(fits.image < -10)  # stored unweighted: ~11,000 pixels
-        terms = source.log_weights[None, None, :] + fits.token + weight * fits.image
+        terms = source.log_weights(weight)[None, None, :] + fits.token + weight * fits.image
         np.testing.assert_allclose(fits.log_lik, np.logaddexp.reduce(terms, axis=2), rtol=1e-9)
     default = refit_module.refit(full_ns, [source], images[:1], images, steps=2, bar=Bar())
     np.testing.assert_allclose(default.log_lik, fits.log_lik, rtol=1e-9)  # IMAGE_WEIGHT by default

@@ -182,7 +182,7 @@ def _model_scores(run: Run, train: np.ndarray, test: np.ndarray, bar, settings: 
     forward = refit.refit(model, train_parses, train, test, steps, bar, chunk, weight)  # (C, T)
     backward = refit.refit(model, test_parses, test, train, steps, bar, chunk, weight)  # (T, C)
     one_way = forward.log_lik.T  # (T, C)
-    marginals = np.array([p.log_marginal for p in train_parses])
+    marginals = np.array([p.log_marginal(weight) for p in train_parses])  # (C,) in the same tempered model
     overlays = [[forward.best_token_strokes[c][t] for c in range(len(train))] for t in range(len(test))]
     return _Scored({"one_way": one_way, "two_way": refit.two_way(one_way, backward.log_lik, marginals)},
                    overlays)

@@ -1,20 +1,22 @@
 """The model-based one-shot score: parse, refit, compare (Lake et al. 2015's scheme).
 
-For an image c (a training image): its K best parses (:func:`pyrochar.parse`),
-with log weights ``log w_ck`` (their totals normalized over the K) and
+Every term below is of one model, the tempered one: the image log-likelihood weighted
+by ``w`` (:data:`IMAGE_WEIGHT`). The renderer's pixels are not independent given the
+token (a stroke a pixel off misses a whole row of them), so the full-weight Bernoulli
+product lets a wrong character's parse bend far from its type to cover the test ink
+at little cost to the token term; with ``w < 1`` that bending costs what the token
+model says it should (docs/oneshot.md).
+
+For an image c (a training image): its K best parses (:func:`pyrochar.parse`, found
+at full weight), each with its joint ``total_ck = type + token + w * image``, log
+weights ``log w_ck`` (the totals normalized over the K) and
 ``log P(I_c) ~ logsumexp_k total_ck``. For another image t (a test image), each
 parse k of c is refitted to t: its type (the strokes) is kept and the token-level
-values (shape and location noise, affine, blur, eps) are refitted by MAP
-(:func:`pyrochar.image.refine.refine` with ``fit_type=False``). Then::
+values (shape and location noise, affine, blur, eps) are refitted by MAP of
+``token + w * image`` (:func:`pyrochar.image.refine.refine` with ``fit_type=False``).
+Then::
 
     log P(I_t | I_c) ~ logsumexp_k ( log w_ck + token_tck + w * image_tck )
-
-with the image term weighted by ``w`` (:data:`IMAGE_WEIGHT`) in the refit's objective
-and in the score alike: a tempered likelihood. The renderer's pixels are not
-independent given the token (a stroke a pixel off misses a whole row of them), so the
-full-weight Bernoulli product lets a wrong character's parse bend far from its type
-to cover the test ink at little cost to the token term; with ``w < 1`` that bending
-costs what the token model says it should (docs/oneshot.md).
 
 The type's own log-probability is left out of the refitted term: it is the same
 for every image a parse is refitted to, and already counted in the weights. The
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageParses", "Refits", "parse_images", "refit", "two_way"]
+__all__ = ["ImageParses", "Refits", "log_lik", "log_weights", "parse_images", "refit", "two_way"]
 
 #: Candidates per refine call (memory: a few MB each on the CPU).
 CHUNK = 256
@@ -57,11 +59,28 @@ SCALE_RANGE = (0.6, 1.6)
 
 @dataclass
 class ImageParses:
-    """The K parses of one image."""
+    """The K parses of one image and their log-probabilities."""
 
     strokes: list[list[np.ndarray]]  # (K,) type strokes, each (n_i, 2) normalized units
-    log_weights: np.ndarray  # (K,) log of the normalized weights
-    log_marginal: float  # logsumexp of the K totals: the estimate of log P(image)
+    prior: np.ndarray  # (K,) type + token log-prob of each parse
+    image: np.ndarray  # (K,) its image log-prob, unweighted
+
+    def totals(self, image_weight: float) -> np.ndarray:
+        """(K,) the parses' joint log-probs in the tempered model: type + token + w * image."""
+        return self.prior + image_weight * self.image
+
+    def log_weights(self, image_weight: float) -> np.ndarray:
+        """(K,) the log of the parses' weights: their totals normalized over the K."""
+        totals = self.totals(image_weight)
+        return totals - _logsumexp(totals)
+
+    def log_marginal(self, image_weight: float) -> float:
+        """The estimate of log P(image): logsumexp of the K totals."""
+        return float(_logsumexp(self.totals(image_weight)))
+
+    def first(self, k: int) -> ImageParses:
+        """The k most probable parses alone (the parser returns them best first)."""
+        return ImageParses(self.strokes[:k], self.prior[:k], self.image[:k])
 
 
 def _logsumexp(x: np.ndarray, axis=None) -> np.ndarray:
@@ -77,9 +96,9 @@ def parse_image(model, image: np.ndarray, k: int, steps: int | None, seed: int) 
     from pyrochar.image.parse import parse
 
     parses = parse(model, image, k=k, steps=steps, seed=seed)
+    image_terms = np.array([p.scores["image"] for p in parses], dtype=np.float64)  # (K,)
     totals = np.array([p.scores["total"] for p in parses], dtype=np.float64)  # (K,)
-    marginal = float(_logsumexp(totals))
-    return ImageParses([list(p.strokes) for p in parses], totals - marginal, marginal)
+    return ImageParses([list(p.strokes) for p in parses], totals - image_terms, image_terms)
 
 
 def parse_images(model, images: np.ndarray, k: int, steps: int | None, seed: int, bar) -> list[ImageParses]:
@@ -123,7 +142,7 @@ def initial_affines(source_images: np.ndarray, targets: np.ndarray) -> np.ndarra
 class Refits:
     """Sources' parses refitted to targets."""
 
-    log_lik: np.ndarray  # (S, M): logsumexp_k(log w_sk + token + weight * image) of s's parses refitted to m
+    log_lik: np.ndarray  # (S, M): log P(m | s), :func:`log_lik` of the terms below
     token: np.ndarray  # (S, M, K): the token log-prob of each refitted parse (-inf where s has fewer)
     image: np.ndarray  # (S, M, K): its image log-prob, unweighted (-inf where s has fewer)
     best_token_strokes: list[list[list[np.ndarray]]]  # [s][m]: the refitted token strokes of the
@@ -161,17 +180,39 @@ def refit(model, sources: Sequence[ImageParses], source_images: np.ndarray, targ
         token_strokes.extend(refined.token_strokes)
         bar.update(len(part))
     n_k = max(len(src.strokes) for src in sources)
-    weights = np.full((len(sources), len(targets), n_k), -np.inf)  # (S, M, K), -inf where s has fewer
-    tokens_smk, images_smk = weights.copy(), weights.copy()
+    tokens_smk = np.full((len(sources), len(targets), n_k), -np.inf)  # (S, M, K), -inf where s has fewer
+    images_smk = tokens_smk.copy()
     for j, (s, m, k) in enumerate(jobs):
-        weights[s, m, k] = sources[s].log_weights[k]
         tokens_smk[s, m, k], images_smk[s, m, k] = token[j], image[j]
-    terms = weights + tokens_smk + image_weight * images_smk
+    terms = _terms(log_weights(sources, image_weight), tokens_smk, images_smk, image_weight)
     where = {job: j for j, job in enumerate(jobs)}
     best_k = np.argmax(terms, axis=2)  # (S, M)
     best = [[token_strokes[where[(s, m, int(best_k[s, m]))]] for m in range(len(targets))]
             for s in range(len(sources))]
     return Refits(_logsumexp(terms, axis=2), tokens_smk, images_smk, best)
+
+
+def log_weights(sources: Sequence[ImageParses], image_weight: float) -> np.ndarray:
+    """(S, K) each source's parse log weights, -inf where it has fewer than K parses."""
+    out = np.full((len(sources), max(len(src.strokes) for src in sources)), -np.inf)
+    for s, src in enumerate(sources):
+        out[s, : len(src.strokes)] = src.log_weights(image_weight)
+    return out
+
+
+def _terms(weights: np.ndarray, token: np.ndarray, image: np.ndarray, image_weight: float,
+           token_term: bool = True) -> np.ndarray:
+    """(S, M, K) ``log w_sk + token + w * image``, -inf (not NaN) where s has fewer parses."""
+    terms = weights[:, None, :] + image_weight * image + (token if token_term else 0.0)
+    return np.where(np.isfinite(terms), terms, -np.inf)
+
+
+def log_lik(weights: np.ndarray, token: np.ndarray, image: np.ndarray, image_weight: float,
+            token_term: bool = True) -> np.ndarray:
+    """(S, M) log P(I_m | I_s) from each source's (S, K) parse log weights and the (S, M, K)
+    token and image log-probs of its parses refitted to each target;
+    ``token_term=False`` leaves the token log-prob out (what it adds to the score)."""
+    return _logsumexp(_terms(weights, token, image, image_weight, token_term), axis=2)
 
 
 def two_way(forward: np.ndarray, backward: np.ndarray, log_marginals: np.ndarray) -> np.ndarray:
