@@ -19,8 +19,9 @@ with those settings computes, up to float rounding):
   of the image term in the refit's objective and in the score), keeping each
   candidate's token and image log-probs.
 
-Then, per steps, image weight and k <= ``--k`` (the k best parses, weights renormalized,
-log P(I_c) from their totals, all in the tempered model of that weight), the error of:
+Then, per steps, image weight and k <= ``--k`` (the first k parses, the parser's k best,
+weights renormalized, log P(I_c) from their totals, all in the tempered model of that
+weight), the error of:
 
 * ``one_way``: log P(I_t | I_c), the training parses refitted to the test item;
 * ``two_way``: + log P(I_c | I_t) - log P(I_c) (BPL's, what classify picks by);

@@ -161,6 +161,48 @@ def test_parse_weights_and_marginal_are_of_the_tempered_model():
     assert len(first.strokes) == 2 and first.log_marginal(0.2) == pytest.approx(np.logaddexp(-80.0, -81.0))
 
 
+def test_parse_image_keeps_each_parse_prior_and_image_terms(monkeypatch):
+    from pyrochar.image.parse import Parse
+
+    found = [Parse([np.zeros((2, 2))], {"type": -10.0, "token": -5.0, "image": -300.0, "total": -315.0}),
+             Parse([np.ones((2, 2))], {"type": -12.0, "token": -4.0, "image": -280.0, "total": -296.0})]
+    monkeypatch.setattr("pyrochar.image.parse.parse", lambda model, image, k, steps, seed: found)
+    parses = refit_module.parse_image(None, np.zeros((105, 105), bool), k=2, steps=None, seed=0)
+    np.testing.assert_array_equal(parses.prior, [-15.0, -16.0])  # type + token
+    np.testing.assert_array_equal(parses.image, [-300.0, -280.0])
+    assert parses.log_marginal(0.2) == pytest.approx(np.logaddexp(-15.0 - 60.0, -16.0 - 56.0))
+
+
+def test_the_benchmark_scores_as_classify_does(full_ns):
+    """benchmarks/bench_oneshot.py reads its errors off the same score classify computes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_oneshot", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_oneshot.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    class Bar:
+        def update(self, n):
+            pass
+
+    strokes = [CHARACTERS[1], [cp + 0.1 for cp in CHARACTERS[1]]]
+    train = [ImageParses(strokes, np.array([-20.0, -23.0]), np.array([-300.0, -290.0])),
+             ImageParses(CHARACTERS[2:], np.array([-18.0]), np.array([-320.0]))]
+    test = [ImageParses(strokes, np.array([-21.0, -22.0]), np.array([-310.0, -280.0]))]
+    train_images = np.stack([render(CHARACTERS[1]), render(CHARACTERS[2])])
+    test_images = render(drawn_by_another(CHARACTERS[1]))[None]
+    w = 0.3
+    fwd = refit_module.refit(full_ns, train, train_images, test_images, 2, Bar(), image_weight=w)
+    bwd = refit_module.refit(full_ns, test, test_images, train_images, 2, Bar(), image_weight=w)
+    one, two = bench.scores(fwd, bwd, train, test, k=2, weight=w)
+    marginals = np.array([p.log_marginal(w) for p in train])
+    np.testing.assert_allclose(one, fwd.log_lik.T)  # classify's one-way
+    np.testing.assert_allclose(two, two_way(fwd.log_lik.T, bwd.log_lik, marginals))
+    one_k1, _ = bench.scores(fwd, bwd, train, test, k=1, weight=w)
+    np.testing.assert_allclose(one_k1[0, 0], fwd.token[0, 0, 0] + w * fwd.image[0, 0, 0])  # one parse, weight 1
+
+
 def test_the_two_way_score_removes_the_tempered_marginal(known_run, known_parses, full_ns, monkeypatch):
     """log P(I_c) is of the model the refits score in: type + token + w * image."""
     root, _, _ = known_run

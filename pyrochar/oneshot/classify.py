@@ -46,8 +46,9 @@ __all__ = ["METHODS", "ClassifyResult", "RunResult", "classify"]
 METHODS = {"model": "two_way", "mhd": "mhd"}
 #: How each score picks a training image.
 PICKS = {"mhd": "smallest", "one_way": "largest", "two_way": "largest"}
-#: Version of the runNN.json format (a file of another version is recomputed).
-RESULT_FORMAT = 1
+#: Version of the runNN.json format (a file of another version is recomputed). 2: the
+#: model method's parse weights and log P(I_c) in the tempered model of its refits.
+RESULT_FORMAT = 2
 MAX_STEPS = 10_000  # refinement steps, at most
 MAX_CHUNK = 4096  # refits per refine call, at most (memory grows with it)
 

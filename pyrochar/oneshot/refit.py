@@ -66,8 +66,10 @@ class ImageParses:
     image: np.ndarray  # (K,) its image log-prob, unweighted
 
     def totals(self, image_weight: float) -> np.ndarray:
-        """(K,) the parses' joint log-probs in the tempered model: type + token + w * image."""
-        return self.prior + image_weight * self.image
+        """(K,) the parses' joint log-probs in the tempered model: type + token + w * image
+        (-inf, not NaN, for a parse without a finite score)."""
+        totals = self.prior + image_weight * self.image
+        return np.where(np.isnan(totals), -np.inf, totals)
 
     def log_weights(self, image_weight: float) -> np.ndarray:
         """(K,) the log of the parses' weights: their totals normalized over the K."""
@@ -79,7 +81,7 @@ class ImageParses:
         return float(_logsumexp(self.totals(image_weight)))
 
     def first(self, k: int) -> ImageParses:
-        """The k most probable parses alone (the parser returns them best first)."""
+        """The first k parses alone: the k best by the parser's ranking (at full weight)."""
         return ImageParses(self.strokes[:k], self.prior[:k], self.image[:k])
 
 
@@ -96,9 +98,9 @@ def parse_image(model, image: np.ndarray, k: int, steps: int | None, seed: int) 
     from pyrochar.image.parse import parse
 
     parses = parse(model, image, k=k, steps=steps, seed=seed)
+    prior = np.array([p.scores["type"] + p.scores["token"] for p in parses], dtype=np.float64)  # (K,)
     image_terms = np.array([p.scores["image"] for p in parses], dtype=np.float64)  # (K,)
-    totals = np.array([p.scores["total"] for p in parses], dtype=np.float64)  # (K,)
-    return ImageParses([list(p.strokes) for p in parses], totals - image_terms, image_terms)
+    return ImageParses([list(p.strokes) for p in parses], prior, image_terms)
 
 
 def parse_images(model, images: np.ndarray, k: int, steps: int | None, seed: int, bar) -> list[ImageParses]:
