@@ -42,16 +42,17 @@ CHUNK = 256
 #: pixels off the ink still feels its pull; the fit narrows it (docs/oneshot.md).
 INIT_BLUR = 3.0
 #: Refit steps by default (``pyrochar classify --steps``): on katakana runs 1-4 at image
-#: weight 0.2, 60 steps gave 10.0 % two-way error against 12.5 % with 30 and 11.2 % with
-#: 120 (at full weight: 15.0 % against 26.2 % with 10; benchmarks/bench_oneshot.py,
-#: docs/oneshot.md "What each part buys").
+#: weight 0.2 (with the parses' weights at full weight, the scoring then), 60 steps gave
+#: 10.0 % two-way error against 12.5 % with 30 and 11.2 % with 120 (at full weight: 15.0 %
+#: against 26.2 % with 10; benchmarks/bench_oneshot.py, docs/oneshot.md "What each part buys").
 REFIT_STEPS = 60
 #: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4 at full
-#: image weight, k = 2 was as good as 5 at 40 % of the refits; at weight 0.2 it beat k = 1
-#: (10.0 against 12.5 %; docs/oneshot.md, "What each part buys").
+#: image weight, k = 2 was as good as 5 at 40 % of the refits (docs/oneshot.md, "What each
+#: part buys").
 K = 2
-#: The image term's weight in refits and scores (``pyrochar classify --image-weight``):
-#: benchmarks/bench_oneshot.py on katakana runs 1-4 (docs/oneshot.md, "What each part buys").
+#: The image term's weight in the tempered model the refits and scores use (``pyrochar
+#: classify --image-weight``): chosen on katakana runs 1-4 with benchmarks/bench_oneshot.py
+#: (docs/oneshot.md, "What each part buys", which also says why it was not chosen again).
 IMAGE_WEIGHT = 0.2
 #: The starting scales (ratio of the two images' ink spreads) are kept in this range.
 SCALE_RANGE = (0.6, 1.6)
