@@ -125,8 +125,12 @@ def table(results: list[dict], k_max: int, steps_list, weights) -> str:
 def merge(paths) -> None:
     """Print one table over the runs of several ``--json-out`` files (same k, steps, weights)."""
     docs = [json.loads(Path(p).read_text()) for p in paths]
-    if len({(d["k"], tuple(d["steps"]), tuple(d["image_weights"]), d["checkpoint"]) for d in docs}) != 1:
-        raise SystemExit("--merge: the files differ in --k, --steps, --image-weight or --checkpoint")
+    # "format" as classify's runNN.json: files scored otherwise (format 1: the parses' weights
+    # and log P(I_c) at full weight) are not merged with newer ones
+    if len({(d.get("format", 1), d["k"], tuple(d["steps"]), tuple(d["image_weights"]), d["checkpoint"])
+            for d in docs}) != 1:
+        raise SystemExit("--merge: the files differ in --k, --steps, --image-weight, --checkpoint or "
+                         "in the scoring's format (rerun the older ones)")
     results = [r for d in docs for r in d["results"]]
     print(table(results, docs[0]["k"], docs[0]["steps"], docs[0]["image_weights"]))
 
@@ -165,7 +169,9 @@ def main(argv=None) -> None:
     results = [bench_run(model, run, args.k, steps_list, weights, args.parse_steps, args.seed) for run in runs]
     print(table(results, args.k, steps_list, weights))
     if args.json_out:
-        doc = {"runs_dir": str(Path(args.runs_dir)), "checkpoint": args.checkpoint, "k": args.k,
+        from pyrochar.oneshot.classify import RESULT_FORMAT
+
+        doc = {"format": RESULT_FORMAT, "runs_dir": str(Path(args.runs_dir)), "checkpoint": args.checkpoint, "k": args.k,
                "steps": steps_list, "image_weights": weights, "parse_steps": args.parse_steps, "seed": args.seed,
                "threads": torch.get_num_threads(), "results": results}
         atomic_write_text(Path(args.json_out), json.dumps(doc, indent=1) + "\n")
