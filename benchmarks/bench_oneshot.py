@@ -11,17 +11,18 @@ For each run it does the work of ``pyrochar classify --method model`` once with 
 largest settings and reads the smaller ones off it (the same numbers a classify call
 with those settings computes, up to float rounding):
 
-* every image is parsed once with ``--k`` parses (``pyrochar.parse``; the parses with
-  a smaller k are its first k: the parser refines the same shortlist for any
-  k <= 5 and keeps the best k);
+* every image is parsed once: the parser's refined candidates for ``--k`` parses
+  (:func:`pyrochar.oneshot.refit.parse_candidates`; it refines the same 10 for any
+  k <= 5); for each image weight, the ``--k`` best of them in that weight's tempered
+  model are the image's parses, and the k best for a smaller k are their first k;
 * every parse is refitted to every image of the other side once per value of
   ``--steps`` and of ``--image-weight`` (:func:`pyrochar.oneshot.refit.refit`; the weight
   of the image term in the refit's objective and in the score), keeping each
   candidate's token and image log-probs.
 
-Then, per steps, image weight and k <= ``--k`` (the first k parses, the parser's k best,
-weights renormalized, log P(I_c) from their totals, all in the tempered model of that
-weight), the error of:
+Then, per steps, image weight and k <= ``--k`` (the first k parses, weights
+renormalized, log P(I_c) from their totals, all in the tempered model of that weight),
+the error of:
 
 * ``one_way``: log P(I_t | I_c), the training parses refitted to the test item;
 * ``two_way``: + log P(I_c | I_t) - log P(I_c) (BPL's, what classify picks by);
@@ -82,11 +83,14 @@ def bench_run(model, run, k_max: int, steps_list, weights, parse_steps, seed: in
 
     train, test = run.images()
     t0 = time.perf_counter()
-    train_parses = refit.parse_images(model, train, k_max, parse_steps, seed, _NoBar())
-    test_parses = refit.parse_images(model, test, k_max, parse_steps, seed, _NoBar())
+    # every refined candidate once; each image weight chooses its k_max best of them
+    train_candidates = [refit.parse_candidates(model, image, k_max, parse_steps, seed) for image in train]
+    test_candidates = [refit.parse_candidates(model, image, k_max, parse_steps, seed) for image in test]
     parse_seconds = time.perf_counter() - t0
     out = {"run": run.name, "parse_seconds": parse_seconds, "by_config": {}}
     for steps, w in itertools.product(steps_list, weights):
+        train_parses = [c.best(k_max, w) for c in train_candidates]
+        test_parses = [c.best(k_max, w) for c in test_candidates]
         t0 = time.perf_counter()
         fwd = refit.refit(model, train_parses, train, test, steps, _NoBar(), image_weight=w)  # (C, T, K)
         bwd = refit.refit(model, test_parses, test, train, steps, _NoBar(), image_weight=w)  # (T, C, K)

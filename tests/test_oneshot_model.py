@@ -76,13 +76,14 @@ def known_parses(known_run, monkeypatch):
     """The parser replaced by one that returns each image's known strokes: two
     parses (the strokes, and the strokes slightly bent), one for the training image
     of the V (parse counts may differ between images); their log-probs are
-    :data:`FAKE_PRIOR` (type + token) and :data:`FAKE_IMAGE`."""
+    :data:`FAKE_PRIOR` (type + token) and :data:`FAKE_IMAGE`. Returns the list of
+    (strokes, image weight) of each call."""
     _, strokes_of, _ = known_run
     seen = []
 
-    def fake_parse(model, image, k, steps, seed):
+    def fake_parse(model, image, k, steps, seed, image_weight):
         strokes = strokes_of[np.asarray(image).tobytes()]
-        seen.append(len(strokes))
+        seen.append((len(strokes), image_weight))
         bent = [cp + np.array([0.0, 0.15]) * np.sin(np.linspace(0, np.pi, len(cp)))[:, None] for cp in strokes]
         parses = [strokes, bent][: (1 if len(strokes) == 2 and strokes[0][0, 0] < -1.1 else k)]
         return ImageParses(parses, FAKE_PRIOR[: len(parses)], FAKE_IMAGE[: len(parses)])
@@ -124,8 +125,10 @@ def test_other_settings_are_not_resumed(known_run, known_parses, full_ns, tmp_pa
     assert again.runs[0].resumed
     other = pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
     assert not other.runs[0].resumed
+    assert {w for _, w in known_parses} == {refit_module.IMAGE_WEIGHT}
     weighted = pyrochar.classify(full_ns, root, k=1, steps=1, image_weight=1.0, out=tmp_path / "out")
     assert not weighted.runs[0].resumed
+    assert {w for _, w in known_parses[-6:]} == {1.0}  # the parses chosen in the model of the weight
     data = json.loads((tmp_path / "out" / "run01.json").read_text())
     assert data["settings"]["image_weight"] == 1.0
 
@@ -159,6 +162,10 @@ def test_parse_weights_and_marginal_are_of_the_tempered_model():
     assert np.argmax(parses.log_weights(1.0)) == 1 and np.argmax(parses.log_weights(0.2)) == 0
     first = parses.first(2)
     assert len(first.strokes) == 2 and first.log_marginal(0.2) == pytest.approx(np.logaddexp(-80.0, -81.0))
+    # the k best in the tempered model: totals at 1 are -320, -305, -352; at 0.2 -80, -81, -88
+    assert parses.best(2, 1.0).prior.tolist() == [-25.0, -20.0]
+    best = parses.best(2, 0.2)
+    assert best.prior.tolist() == [-20.0, -25.0] and best.image.tolist() == [-300.0, -280.0]
 
 
 def test_parse_image_keeps_each_parse_prior_and_image_terms(monkeypatch):
@@ -166,11 +173,36 @@ def test_parse_image_keeps_each_parse_prior_and_image_terms(monkeypatch):
 
     found = [Parse([np.zeros((2, 2))], {"type": -10.0, "token": -5.0, "image": -300.0, "total": -315.0}),
              Parse([np.ones((2, 2))], {"type": -12.0, "token": -4.0, "image": -280.0, "total": -296.0})]
-    monkeypatch.setattr("pyrochar.image.parse.parse", lambda model, image, k, steps, seed: found)
-    parses = refit_module.parse_image(None, np.zeros((105, 105), bool), k=2, steps=None, seed=0)
+    monkeypatch.setattr("pyrochar.image.parse.parse", lambda model, image, k, n_refine, steps, seed: found)
+    parses = refit_module.parse_candidates(None, np.zeros((105, 105), bool), k=2, steps=None, seed=0)
     np.testing.assert_array_equal(parses.prior, [-15.0, -16.0])  # type + token
     np.testing.assert_array_equal(parses.image, [-300.0, -280.0])
     assert parses.log_marginal(0.2) == pytest.approx(np.logaddexp(-15.0 - 60.0, -16.0 - 56.0))
+
+
+@pytest.mark.parametrize(("k", "weight", "expected"), [(1, 1.0, [0]), (2, 1.0, [0, 1]), (2, 0.1, [2, 0])])
+def test_parse_image_chooses_the_k_best_parses_in_the_tempered_model(monkeypatch, k, weight, expected):
+    """Of the candidates the parser refines for k (10 for k <= 5), the k with the highest
+    type + token + w x image: at full weight the parser's own best k, at 0.1 the third
+    candidate (fewer strokes, worse ink) first."""
+    from pyrochar.image.parse import Parse
+
+    terms = [(-30.0, -300.0), (-32.0, -305.0), (-10.0, -480.0)]  # (type + token, image) of each candidate
+    found = [Parse([np.full((2, 2), i)], {"type": prior, "token": 0.0, "image": image, "total": prior + image})
+             for i, (prior, image) in enumerate(terms)]
+    calls = []
+
+    def fake_parse(model, image, k, n_refine, steps, seed):
+        calls.append((k, n_refine))
+        return found
+
+    monkeypatch.setattr("pyrochar.image.parse.parse", fake_parse)
+    parses = refit_module.parse_image(None, np.zeros((105, 105), bool), k=k, steps=None, seed=0,
+                                      image_weight=weight)
+    assert calls == [(10, 10)]  # every candidate parse(k) would refine
+    assert [int(s[0][0, 0]) for s in parses.strokes] == expected
+    totals = [terms[i][0] + weight * terms[i][1] for i in expected]
+    np.testing.assert_allclose(parses.log_weights(weight), np.array(totals) - np.logaddexp.reduce(totals))
 
 
 def test_the_benchmark_scores_as_classify_does(full_ns):

@@ -47,8 +47,9 @@ METHODS = {"model": "two_way", "mhd": "mhd"}
 #: How each score picks a training image.
 PICKS = {"mhd": "smallest", "one_way": "largest", "two_way": "largest"}
 #: Version of the runNN.json format (a file of another version is recomputed). 2: the
-#: model method's parse weights and log P(I_c) in the tempered model of its refits.
-RESULT_FORMAT = 2
+#: model method's parse weights and log P(I_c) in the tempered model of its refits;
+#: 3: its parses chosen in that model too (the k best of the parser's refined candidates).
+RESULT_FORMAT = 3
 MAX_STEPS = 10_000  # refinement steps, at most
 MAX_CHUNK = 4096  # refits per refine call, at most (memory grows with it)
 
@@ -171,15 +172,15 @@ def _model_scores(run: Run, train: np.ndarray, test: np.ndarray, bar, settings: 
     from . import refit
 
     k, steps, seed, chunk = settings["k"], settings["steps"], settings["seed"], settings["chunk"]
+    weight = settings["image_weight"]
     bar.reset(total=len(train) + len(test))
     bar.set_description(f"{run.name} parsing images")
-    train_parses = refit.parse_images(model, train, k, settings["parse_steps"], seed, bar)
-    test_parses = refit.parse_images(model, test, k, settings["parse_steps"], seed, bar)
+    train_parses = refit.parse_images(model, train, k, settings["parse_steps"], seed, bar, weight)
+    test_parses = refit.parse_images(model, test, k, settings["parse_steps"], seed, bar, weight)
     n_refits = (sum(len(p.strokes) for p in train_parses) * len(test)
                 + sum(len(p.strokes) for p in test_parses) * len(train))
     bar.reset(total=n_refits)
     bar.set_description(f"{run.name} refitting parses")
-    weight = settings["image_weight"]
     forward = refit.refit(model, train_parses, train, test, steps, bar, chunk, weight)  # (C, T)
     backward = refit.refit(model, test_parses, test, train, steps, bar, chunk, weight)  # (T, C)
     one_way = forward.log_lik.T  # (T, C)

@@ -7,10 +7,10 @@ product lets a wrong character's parse bend far from its type to cover the test 
 at little cost to the token term; with ``w < 1`` that bending costs what the token
 model says it should (docs/oneshot.md).
 
-For an image c (a training image): its K best parses (:func:`pyrochar.parse`, found
-at full weight), each with its joint ``total_ck = type + token + w * image``, log
-weights ``log w_ck`` (the totals normalized over the K) and
-``log P(I_c) ~ logsumexp_k total_ck``. For another image t (a test image), each
+For an image c (a training image): the parser (:func:`pyrochar.parse`) refines its
+candidate parses at full weight; of those, the K with the highest joint in the tempered
+model, ``total_ck = type + token + w * image``, are its parses, with log weights
+``log w_ck`` (the totals normalized over the K) and ``log P(I_c) ~ logsumexp_k total_ck``. For another image t (a test image), each
 parse k of c is refitted to t: its type (the strokes) is kept and the token-level
 values (shape and location noise, affine, blur, eps) are refitted by MAP of
 ``token + w * image`` (:func:`pyrochar.image.refine.refine` with ``fit_type=False``).
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageParses", "Refits", "log_lik", "log_weights", "parse_images", "refit", "two_way"]
+__all__ = ["ImageParses", "Refits", "log_lik", "log_weights", "parse_candidates", "parse_image", "parse_images", "refit", "two_way"]
 
 #: Candidates per refine call (memory: a few MB each on the CPU).
 CHUNK = 256
@@ -60,7 +60,7 @@ SCALE_RANGE = (0.6, 1.6)
 
 @dataclass
 class ImageParses:
-    """The K parses of one image and their log-probabilities."""
+    """The K parses of one image and their log-probabilities, in the order they were chosen."""
 
     strokes: list[list[np.ndarray]]  # (K,) type strokes, each (n_i, 2) normalized units
     prior: np.ndarray  # (K,) type + token log-prob of each parse
@@ -81,8 +81,13 @@ class ImageParses:
         """The estimate of log P(image): logsumexp of the K totals."""
         return float(_logsumexp(self.totals(image_weight)))
 
+    def best(self, k: int, image_weight: float) -> ImageParses:
+        """The k parses with the highest totals in the tempered model, best first."""
+        order = np.argsort(-self.totals(image_weight), kind="stable")[:k]
+        return ImageParses([self.strokes[i] for i in order], self.prior[order], self.image[order])
+
     def first(self, k: int) -> ImageParses:
-        """The first k parses alone: the k best by the parser's ranking (at full weight)."""
+        """The first k parses alone (after :meth:`best`: the k best)."""
         return ImageParses(self.strokes[:k], self.prior[:k], self.image[:k])
 
 
@@ -94,21 +99,32 @@ def _logsumexp(x: np.ndarray, axis=None) -> np.ndarray:
         return logsumexp(x, axis=axis)
 
 
-def parse_image(model, image: np.ndarray, k: int, steps: int | None, seed: int) -> ImageParses:
-    """The K best parses of one (105, 105) bool image and their weights."""
-    from pyrochar.image.parse import parse
+def parse_candidates(model, image: np.ndarray, k: int, steps: int | None, seed: int) -> ImageParses:
+    """Every parse the parser refines when asked for the k best of one (105, 105) bool
+    image (``max(N_REFINE, 2 k)`` of them, at most ``MAX_K``), best first at full weight."""
+    from pyrochar.image import MAX_K
+    from pyrochar.image.parse import N_REFINE, parse
 
-    parses = parse(model, image, k=k, steps=steps, seed=seed)
+    n_refine = max(N_REFINE, 2 * k)  # what parse(k=k) refines
+    parses = parse(model, image, k=min(n_refine, MAX_K), n_refine=n_refine, steps=steps, seed=seed)
     prior = np.array([p.scores["type"] + p.scores["token"] for p in parses], dtype=np.float64)  # (K,)
     image_terms = np.array([p.scores["image"] for p in parses], dtype=np.float64)  # (K,)
     return ImageParses([list(p.strokes) for p in parses], prior, image_terms)
 
 
-def parse_images(model, images: np.ndarray, k: int, steps: int | None, seed: int, bar) -> list[ImageParses]:
+def parse_image(model, image: np.ndarray, k: int, steps: int | None, seed: int,
+                image_weight: float = IMAGE_WEIGHT) -> ImageParses:
+    """The K parses of one (105, 105) bool image: of the parser's refined candidates
+    (:func:`parse_candidates`), the k best in the tempered model, best first."""
+    return parse_candidates(model, image, k, steps, seed).best(k, image_weight)
+
+
+def parse_images(model, images: np.ndarray, k: int, steps: int | None, seed: int, bar,
+                 image_weight: float = IMAGE_WEIGHT) -> list[ImageParses]:
     """:func:`parse_image` of each of (N, 105, 105) images; ``bar`` advances per image."""
     out = []
     for image in images:
-        out.append(parse_image(model, image, k, steps, seed))
+        out.append(parse_image(model, image, k, steps, seed, image_weight))
         bar.update(1)
     return out
 
