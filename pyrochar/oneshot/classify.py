@@ -328,8 +328,9 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     parses every image into its ``k`` best parses (None: ``refit.K``, 2; ``parse_steps`` refinement
     steps, the parser's default when None; ``seed``) and refits each parse to each
     image of the other side with ``steps`` optimizer steps (None: ``REFIT_STEPS``, 60), ``chunk`` candidates at
-    a time, the image term weighted by ``image_weight`` in refits and scores (None:
-    ``refit.IMAGE_WEIGHT``, 0.1; see :mod:`pyrochar.oneshot.refit`); it picks by the two-way score.
+    a time, the image term weighted by ``image_weight`` in the choice of the parses, the refits and
+    the scores (None: ``refit.IMAGE_WEIGHT``, 0.1; see :mod:`pyrochar.oneshot.refit`); it picks by
+    the two-way score.
     ``"mhd"``: the modified Hausdorff baseline; ``model`` is unused (pass None).
 
     With ``out`` (a folder), results are written per run and reused by a later call

@@ -34,25 +34,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageParses", "Refits", "log_lik", "log_weights", "parse_candidates", "parse_image", "parse_images", "refit", "two_way"]
+__all__ = ["ImageParses", "Refits", "log_lik", "log_weights", "parse_candidates", "parse_image", "parse_images",
+           "refit", "two_way"]
 
 #: Candidates per refine call (memory: a few MB each on the CPU).
 CHUNK = 256
 #: A refit starts with this blur (px): wider than a pen's edge, so that a stroke a few
 #: pixels off the ink still feels its pull; the fit narrows it (docs/oneshot.md).
 INIT_BLUR = 3.0
-#: Refit steps by default (``pyrochar classify --steps``): on katakana runs 1-4 at image
-#: weight 0.2 (with the parses' weights at full weight, the scoring then), 60 steps gave
-#: 10.0 % two-way error against 12.5 % with 30 and 11.2 % with 120 (at full weight: 15.0 %
-#: against 26.2 % with 10; benchmarks/bench_oneshot.py, docs/oneshot.md "What each part buys").
+#: Refit steps by default (``pyrochar classify --steps``): on katakana runs 1-4 at the image
+#: weight 0.1, 60 steps gave 10.0 % two-way error against 17.5 % with 30 and 13.8 % with 120
+#: (at full weight: 15.0 % against 26.2 % with 10; benchmarks/bench_oneshot.py,
+#: docs/oneshot.md "What each part buys").
 REFIT_STEPS = 60
-#: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4 at full
-#: image weight, k = 2 was as good as 5 at 40 % of the refits (docs/oneshot.md, "What each
-#: part buys").
+#: Parses per image by default (``pyrochar classify -k``): on katakana runs 1-4 at the
+#: image weight 0.1, the parses chosen in that model, 10.0 % two-way error for k = 2 to 5
+#: and 11.2 % for k = 1 (at full weight, too, k = 2 was as good as 5 at 40 % of the
+#: refits; docs/oneshot.md, "What each part buys").
 K = 2
 #: The image term's weight in the tempered model the refits and scores use (``pyrochar
 #: classify --image-weight``): chosen on katakana runs 1-4 with benchmarks/bench_oneshot.py
-#: (12.5 % two-way error against 15.0 % at 0.2 and at 1; docs/oneshot.md, "What each part buys").
+#: (12.5 % two-way error against 15.0 % at 0.2 and at 1, the parses then the parser's k best
+#: at full weight; docs/oneshot.md, "What each part buys").
 IMAGE_WEIGHT = 0.1
 #: The starting scales (ratio of the two images' ink spreads) are kept in this range.
 SCALE_RANGE = (0.6, 1.6)
