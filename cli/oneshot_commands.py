@@ -59,8 +59,8 @@ def oneshot_runs(source, alphabets, n_runs, seed, out):
 @seed_option(default=0, help="Seed of the parser (model).")
 @click.option("--image-weight", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=IMAGE_WEIGHT,
               show_default=True,
-              help="Weight of the image term in the choice of parses, refits and scores (model): below 1 a tempered "
-                   "likelihood that keeps the token model's say (docs/oneshot.md).")
+              help="Weight of the image term in the choice of parses, refits and scores (model): "
+                   "below 1 a tempered likelihood that keeps the token model's say (docs/oneshot.md).")
 @device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,

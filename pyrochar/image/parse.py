@@ -31,7 +31,7 @@ from ..errors import PyrocharError
 from . import MAX_K
 from .propose import N_CANDIDATES, N_WALKS, Candidate, propose
 
-__all__ = ["MAX_K", "N_REFINE", "STEPS", "Parse", "shortlist", "load_image", "parse"]
+__all__ = ["MAX_K", "N_REFINE", "STEPS", "Parse", "shortlist", "load_image", "n_refined", "parse"]
 
 #: Candidates refined per image by default (at least 2 k).
 N_REFINE = 10
@@ -39,6 +39,11 @@ N_REFINE = 10
 #: the true strokes' joint log-prob on 71 % of 80 held-out images, with 150 on 88 %
 #: (the true strokes refined with as many steps; docs/parsing.md).
 STEPS = 150
+
+
+def n_refined(k: int) -> int:
+    """How many candidates :func:`parse` refines by default when asked for ``k`` parses."""
+    return max(N_REFINE, 2 * k)
 
 
 @dataclass
@@ -167,7 +172,7 @@ def parse(
     check_model(model)
     k = check_positive_int(k, "k", MAX_K)
     n_candidates = check_positive_int(n_candidates, "n_candidates")
-    n_refine = max(N_REFINE, 2 * k) if n_refine is None else check_positive_int(n_refine, "n_refine")
+    n_refine = n_refined(k) if n_refine is None else check_positive_int(n_refine, "n_refine")
     seed = check_seed(seed)
     ink = load_image(image)
     candidates = propose(ink, model, n_candidates=n_candidates, n_walks=n_walks, seed=seed)

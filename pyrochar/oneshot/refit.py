@@ -10,10 +10,10 @@ model says it should (docs/oneshot.md).
 For an image c (a training image): the parser (:func:`pyrochar.parse`) refines its
 candidate parses at full weight; of those, the K with the highest joint in the tempered
 model, ``total_ck = type + token + w * image``, are its parses, with log weights
-``log w_ck`` (the totals normalized over the K) and ``log P(I_c) ~ logsumexp_k total_ck``. For another image t (a test image), each
-parse k of c is refitted to t: its type (the strokes) is kept and the token-level
-values (shape and location noise, affine, blur, eps) are refitted by MAP of
-``token + w * image`` (:func:`pyrochar.image.refine.refine` with ``fit_type=False``).
+``log w_ck`` (the totals normalized over the K) and ``log P(I_c) ~ logsumexp_k total_ck``.
+For another image t (a test image), each parse k of c is refitted to t: its type (the
+strokes) is kept and the token-level values (shape and location noise, affine, blur,
+eps) are refitted by MAP of ``token + w * image`` (:func:`pyrochar.image.refine.refine` with ``fit_type=False``).
 Then::
 
     log P(I_t | I_c) ~ logsumexp_k ( log w_ck + token_tck + w * image_tck )
@@ -52,8 +52,8 @@ REFIT_STEPS = 60
 #: and 11.2 % for k = 1 (at full weight, too, k = 2 was as good as 5 at 40 % of the
 #: refits; docs/oneshot.md, "What each part buys").
 K = 2
-#: The image term's weight in the tempered model the refits and scores use (``pyrochar
-#: classify --image-weight``): chosen on katakana runs 1-4 with benchmarks/bench_oneshot.py
+#: The image term's weight in the tempered model the parse choice, refits and scores use
+#: (``pyrochar classify --image-weight``): chosen on katakana runs 1-4 with benchmarks/bench_oneshot.py
 #: (12.5 % two-way error against 15.0 % at 0.2 and at 1, the parses then the parser's k best
 #: at full weight; docs/oneshot.md, "What each part buys").
 IMAGE_WEIGHT = 0.1
@@ -104,11 +104,12 @@ def _logsumexp(x: np.ndarray, axis=None) -> np.ndarray:
 
 def parse_candidates(model, image: np.ndarray, k: int, steps: int | None, seed: int) -> ImageParses:
     """Every parse the parser refines when asked for the k best of one (105, 105) bool
-    image (``max(N_REFINE, 2 k)`` of them, at most ``MAX_K``), best first at full weight."""
+    image (:func:`~pyrochar.image.parse.n_refined` of them, at most ``MAX_K``), best first
+    at full weight."""
     from pyrochar.image import MAX_K
-    from pyrochar.image.parse import N_REFINE, parse
+    from pyrochar.image.parse import n_refined, parse
 
-    n_refine = max(N_REFINE, 2 * k)  # what parse(k=k) refines
+    n_refine = n_refined(k)
     parses = parse(model, image, k=min(n_refine, MAX_K), n_refine=n_refine, steps=steps, seed=seed)
     prior = np.array([p.scores["type"] + p.scores["token"] for p in parses], dtype=np.float64)  # (K,)
     image_terms = np.array([p.scores["image"] for p in parses], dtype=np.float64)  # (K,)
