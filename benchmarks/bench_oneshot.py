@@ -175,9 +175,9 @@ def main(argv=None) -> None:
     if args.json_out:
         from pyrochar.oneshot.classify import RESULT_FORMAT
 
-        doc = {"format": RESULT_FORMAT, "runs_dir": str(Path(args.runs_dir)), "checkpoint": args.checkpoint, "k": args.k,
-               "steps": steps_list, "image_weights": weights, "parse_steps": args.parse_steps, "seed": args.seed,
-               "threads": torch.get_num_threads(), "results": results}
+        doc = {"format": RESULT_FORMAT, "runs_dir": str(Path(args.runs_dir)), "checkpoint": args.checkpoint,
+               "k": args.k, "steps": steps_list, "image_weights": weights, "parse_steps": args.parse_steps,
+               "seed": args.seed, "threads": torch.get_num_threads(), "results": results}
         atomic_write_text(Path(args.json_out), json.dumps(doc, indent=1) + "\n")
 
 

@@ -13,7 +13,8 @@ model, ``total_ck = type + token + w * image``, are its parses, with log weights
 ``log w_ck`` (the totals normalized over the K) and ``log P(I_c) ~ logsumexp_k total_ck``.
 For another image t (a test image), each parse k of c is refitted to t: its type (the
 strokes) is kept and the token-level values (shape and location noise, affine, blur,
-eps) are refitted by MAP of ``token + w * image`` (:func:`pyrochar.image.refine.refine` with ``fit_type=False``).
+eps) are refitted by MAP of ``token + w * image`` (:func:`pyrochar.image.refine.refine`
+with ``fit_type=False``).
 Then::
 
     log P(I_t | I_c) ~ logsumexp_k ( log w_ck + token_tck + w * image_tck )
@@ -53,9 +54,9 @@ REFIT_STEPS = 60
 #: refits; docs/oneshot.md, "What each part buys").
 K = 2
 #: The image term's weight in the tempered model the parse choice, refits and scores use
-#: (``pyrochar classify --image-weight``): chosen on katakana runs 1-4 with benchmarks/bench_oneshot.py
-#: (12.5 % two-way error against 15.0 % at 0.2 and at 1, the parses then the parser's k best
-#: at full weight; docs/oneshot.md, "What each part buys").
+#: (``pyrochar classify --image-weight``): chosen on katakana runs 1-4 with
+#: benchmarks/bench_oneshot.py (12.5 % two-way error against 15.0 % at 0.2 and at 1, the
+#: parses then the parser's k best at full weight; docs/oneshot.md, "What each part buys").
 IMAGE_WEIGHT = 0.1
 #: The starting scales (ratio of the two images' ink spreads) are kept in this range.
 SCALE_RANGE = (0.6, 1.6)
