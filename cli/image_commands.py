@@ -109,8 +109,8 @@ def _json_document(paths: list[Path], parses: list[list]) -> str:
               help="Skip refinement: rank the proposals by their type log-prob alone (faster).")
 @seed_option(default=0, help="Random seed of the proposals (repeatable parses).")
 @image_out_option("parses.png", help="Picture to write: each image and its parses over it.")
-@json_out_option("Also write the parses as JSON (the project's drawing format plus each "
-                 "parse's values, .json).")
+@json_out_option("Also write the parses to this .json file (the project's drawing format plus "
+                 "each parse's values).")
 @device_option()
 def parse(images, k, model_name, checkpoint, candidates, steps, no_refine, seed, out, json_out, device):
     """Parse images of characters into strokes: the K most probable parses of each.
@@ -206,8 +206,8 @@ def exemplars_figure(result) -> object:
               help="Refinement steps of the parse (default: 150, pyrochar.image.parse.STEPS).")
 @seed_option(default=0, help="Random seed of the parse and the exemplars (repeatable results).")
 @image_out_option("exemplars.png", help="Picture to write: the input beside its new exemplars.")
-@json_out_option("Also write the exemplars' strokes as JSON (the project's drawing format, "
-                 "with each exemplar's parse index and the parses, .json).")
+@json_out_option("Also write the exemplars' strokes to this .json file (the project's drawing "
+                 "format; each exemplar names the parse its type came from, and the parses are included).")
 @device_option()
 def exemplars(image, n, k, types, model_name, checkpoint, steps, seed, out, json_out, device):
     """New drawings of the character in IMAGE: parse it, then draw N new tokens of its

@@ -20,8 +20,10 @@ class OneLineUsageError(click.UsageError):
     """A usage error shown as one line (click's own shows a usage block of three)."""
 
     def show(self, file=None):
-        where = f" See '{self.ctx.command_path} --help'." if self.ctx is not None else ""
-        click.echo(f"Error: {self.format_message()}{where}", file=file, err=file is None)
+        message = self.format_message().rstrip()
+        if self.ctx is not None:
+            message += ("" if message.endswith((".", "!", "?")) else ".") + f" See '{self.ctx.command_path} --help'."
+        click.echo(f"Error: {message}", file=file, err=file is None)
 
 
 class FriendlyGroup(click.Group):
@@ -42,6 +44,9 @@ class FriendlyGroup(click.Group):
             from pyrochar.distributed import label  # "rank R of N: ..." under torchrun
 
             raise click.ClickException(label(str(e))) from None
+        except KeyboardInterrupt:  # Ctrl-C: one line and the shell's usual status (128 + SIGINT)
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(130) from None
 
 
 def _one_line(e: click.UsageError) -> click.UsageError:

@@ -70,10 +70,12 @@ def checked(check, **kwargs):
     def callback(ctx, param, value):
         if value is None:
             return None
+        name = max(param.opts, key=len)
         try:
-            return check(value, max(param.opts, key=len), **kwargs)
+            return check(value, name, **kwargs)
         except (TypeError, ValueError) as e:
-            raise click.BadParameter(str(e)) from None
+            message = str(e)  # "--out x: ..." -> "x: ...": click names the option already
+            raise click.BadParameter(message[len(name) + 1:] if message.startswith(f"{name} ") else message) from None
 
     return callback
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,13 +129,29 @@ def _existing_ancestor(path: Path) -> Path:
     return parent
 
 
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why no file can be made in the existing ``folder`` (None: one can). A file is
+    made and removed at once: permission bits alone do not tell (root passes them,
+    and a read-only or virtual file system such as /proc refuses anyway)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "not writable"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
+
+
 def check_writable_folder_for(path: Path, name: str) -> None:
     """The folder that will hold ``path`` exists (or can be made) and is writable."""
     ancestor = _existing_ancestor(path)
     if not ancestor.is_dir():
         raise ArgumentValueError(f"{name} {path}: {ancestor} is a file, not a folder; choose another path")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ArgumentValueError(f"{name} {path}: the folder {ancestor} is not writable; choose another path")
+    why = _cannot_write_in(ancestor)
+    if why is not None:
+        raise ArgumentValueError(f"{name} {path}: cannot write in the folder {ancestor} ({why}); "
+                                 "choose another path")
 
 
 def check_output_file(value, name: str, suffixes: Sequence[str] | None = None) -> Path:
@@ -165,8 +182,9 @@ def check_output_folder(value, name: str) -> Path:
     if path.exists() and not path.is_dir():
         raise ArgumentValueError(f"{name} {path} is a file, not a folder; choose a folder")
     if path.is_dir():
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ArgumentValueError(f"{name} {path}: the folder is not writable; choose another")
+        why = _cannot_write_in(path)
+        if why is not None:
+            raise ArgumentValueError(f"{name} {path}: cannot write in this folder ({why}); choose another folder")
         return path
     check_writable_folder_for(path, name)
     return path

@@ -195,4 +195,10 @@ def test_cli_bad_inputs_one_line_nothing_written(run, tmp_path):
     assert "--types" in _one_line_error(run("exemplars", LATIN, "--types", "near", ok=False))
     assert ".json" in _one_line_error(run("exemplars", LATIN, "--json-out", tmp_path / "e.txt", ok=False))
     assert "does not exist" in _one_line_error(run("exemplars", tmp_path / "missing.png", ok=False))
+    if Path("/proc/self").is_dir():  # a folder nothing can be written in: refused before any work,
+        # so the picture is not written without its JSON
+        fresh = tmp_path / "fresh.png"
+        assert "cannot write in the folder /proc" in _one_line_error(
+            run("exemplars", LATIN, "-o", fresh, "--json-out", "/proc/pyrochar-nope/x.json", ok=False))
+        assert not fresh.exists()
     assert out.read_bytes() == b"earlier picture" and not js.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,57 @@ def test_the_command(run, runs_dir, tmp_path):
     assert bad.output.strip().splitlines()[-1].startswith("Error: --runs 'x'")
     bad = run("classify", runs_dir / "run01", ok=False)
     assert "no runNN/ folders" in bad.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_out_nothing_can_be_written_in_fails_before_any_work(run, runs_dir, monkeypatch):
+    """/proc passes the permission bits (as root too) and refuses every new file: found
+    by the option's check, not after a run has been classified."""
+    scored = []
+    monkeypatch.setitem(classify_module._SCORERS, "mhd", lambda run, *a: scored.append(run) or None)
+    for out in ("/proc/pyrochar-nope", "/proc"):
+        bad = run("classify", runs_dir, "--method", "mhd", "--out", out, ok=False)
+        assert bad.exit_code == 2 and bad.output.count("\n") == 1
+        assert f"Invalid value for '--out': {out}: cannot write in" in bad.output
+        assert "; choose another" in bad.output and bad.output.rstrip().endswith(". See 'main classify --help'.")
+    assert scored == []
+
+
+@pytest.mark.parametrize("option", [["-k", "3"], ["--steps", "5"], ["--seed", "1"], ["--image-weight", "0.5"],
+                                    ["--checkpoint", "x.pt"], ["--parse-steps", "3"]])
+def test_model_options_with_mhd_are_refused(run, runs_dir, option):
+    bad = run("classify", runs_dir, "--method", "mhd", *option, ok=False)
+    assert bad.exit_code == 2
+    assert f"{option[0]} applies to --method model only; leave it out with --method mhd" in bad.output
+
+
+def test_bad_step_counts_are_usage_errors(run, runs_dir):
+    for option in ("--steps", "--parse-steps"):
+        bad = run("classify", runs_dir, option, -1, ok=False)
+        assert bad.exit_code == 2 and f"Invalid value for '{option}': -1 is not in the range 0<=x<=10000" \
+            in bad.output
+
+
+def test_the_shipped_weights_on_runs_of_their_training_alphabets_warn(runs_dir, tmp_path):
+    from pyrochar_cli.oneshot_commands import _warn_seen_alphabets
+
+    (tmp_path / "runs.json").write_text(json.dumps({"alphabets": ["Greek", "Unseen"]}))
+    with pytest.warns(UserWarning, match="trained on every drawing of Greek \\(the runs' alphabets\\)"):
+        _warn_seen_alphabets(tmp_path)
+    (tmp_path / "runs.json").write_text(json.dumps({"alphabets": ["Unseen"]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_seen_alphabets(tmp_path)  # no alphabet they saw
+        _warn_seen_alphabets(runs_dir)  # no runs.json (the official runs have none)
+
+
+def test_ctrl_c_is_one_line_and_status_130(run, runs_dir, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(classify_module._SCORERS, "mhd", interrupted)
+    res = run("classify", runs_dir, "--method", "mhd", ok=False)
+    assert res.exit_code == 130 and res.output == "Interrupted.\n"
 
 
 def test_a_bad_image_mid_run_is_the_only_line_on_stderr(run, runs_dir, tmp_path):

@@ -118,19 +118,37 @@ def test_known_strokes_are_classified_correctly(known_run, known_parses, full_ns
         assert img.width > 3 * 105  # test item, chosen image, its parse refitted
 
 
-def test_other_settings_are_not_resumed(known_run, known_parses, full_ns, tmp_path):
+def test_other_settings_are_refused_not_replaced(known_run, known_parses, full_ns, tmp_path):
     root, _, _ = known_run
     pyrochar.classify(full_ns, root, k=2, steps=1, out=tmp_path / "out")
     again = pyrochar.classify(full_ns, root, k=2, steps=1, out=tmp_path / "out")
     assert again.runs[0].resumed
-    other = pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
-    assert not other.runs[0].resumed
+    stored = (tmp_path / "out" / "run01.json").read_bytes()
+    n_parsed = len(known_parses)
+    with pytest.raises(PyrocharError, match=r"holds run01.json of other settings \(k 2 there, 1 now\)"):
+        pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
+    with pytest.raises(PyrocharError, match=r"\(method model there, mhd now\)"):
+        pyrochar.classify(None, root, method="mhd", out=tmp_path / "out")
+    assert (tmp_path / "out" / "run01.json").read_bytes() == stored  # nothing replaced
+    assert len(known_parses) == n_parsed  # refused before any work
     assert {w for _, w in known_parses} == {refit_module.IMAGE_WEIGHT}
-    weighted = pyrochar.classify(full_ns, root, k=1, steps=1, image_weight=1.0, out=tmp_path / "out")
+    weighted = pyrochar.classify(full_ns, root, k=1, steps=1, image_weight=1.0, out=tmp_path / "out-1")
     assert not weighted.runs[0].resumed
     assert {w for _, w in known_parses[-6:]} == {1.0}  # the parses chosen in the model of the weight
-    data = json.loads((tmp_path / "out" / "run01.json").read_text())
+    data = json.loads((tmp_path / "out-1" / "run01.json").read_text())
     assert data["settings"]["image_weight"] == 1.0
+
+
+def test_an_older_result_format_is_classified_again(known_run, full_ns, tmp_path):
+    root, _, _ = known_run
+    pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
+    path = tmp_path / "out" / "run01.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "format": data["format"] - 1}))
+    with pytest.warns(UserWarning, match="older format: the run is classified again"):
+        again = pyrochar.classify(full_ns, root, k=1, steps=1, out=tmp_path / "out")
+    assert not again.runs[0].resumed
+    assert json.loads(path.read_text())["format"] == data["format"]
 
 
 @pytest.mark.parametrize("weight", [0, -0.5, 1.5, float("nan"), "1", True])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,9 @@ def test_test_items_are_shuffled(source, tmp_path):
     ([], 1, "no alphabet"),
     (["Big"], 0, "--runs"),
     (["Big"], 100, "--runs"),
+    (["Big", "Big/"], 1, "'Big/' is not an alphabet's name"),
+    (["../images_background/Big"], 1, "not an alphabet's name"),
+    ([".."], 1, "not an alphabet's name"),
 ])
 def test_bad_requests_are_refused_and_write_nothing(source, tmp_path, alphabets, n_runs, message):
     with pytest.raises(PyrocharError, match=message):
@@ -140,6 +145,28 @@ def test_an_existing_folder_is_never_overwritten(source, tmp_path):
     empty.mkdir()
     build_runs(source, ["Small"], 1, 0, empty)  # an empty folder is filled
     assert (empty / "run01" / LABELS_FILE).is_file()
+
+
+def test_an_unknown_alphabet_is_named_when_source_is_images_background(source, tmp_path):
+    with pytest.raises(PyrocharError, match="no alphabet 'big' in .*images_background .*it holds: Big, One, Small"):
+        build_runs(source / "images_background", ["big"], 1, 0, tmp_path / "runs")
+    build_runs(source / "images_background", ["Big"], 1, 0, tmp_path / "runs")  # the folder itself is fine
+
+
+def test_a_file_as_out_is_named(source, tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(PyrocharError, match="--out .*afile is a file; give a folder"):
+        build_runs(source, ["Small"], 1, 0, tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_built_runs_get_the_usual_permissions(source, tmp_path):
+    old = os.umask(0o022)
+    try:
+        build_runs(source, ["Small"], 1, 0, tmp_path / "runs")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "runs").stat().st_mode) == 0o755  # not a temporary folder's 0700
 
 
 def test_an_interrupted_build_leaves_nothing(source, tmp_path, monkeypatch):

@@ -218,9 +218,11 @@ def _stored(path: Path, method: str, settings: dict, fingerprint: str) -> RunRes
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != RESULT_FORMAT or data.get("method") != method \
-                or data.get("settings") != settings:
+        if data.get("format") != RESULT_FORMAT:
+            warnings.warn(f"{path} is of an older format: the run is classified again", stacklevel=3)
             return None
+        if data.get("method") != method or data.get("settings") != settings:
+            return None  # refused before any work by check_out_results
         if data.get("fingerprint") != fingerprint:
             warnings.warn(f"{path} is for other files than the run now holds: the run is classified again",
                           stacklevel=3)
@@ -229,6 +231,38 @@ def _stored(path: Path, method: str, settings: dict, fingerprint: str) -> RunRes
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         warnings.warn(f"{path} is unreadable: the run is classified again", stacklevel=3)
         return None
+
+
+def _differences(data: dict, method: str, settings: dict) -> str:
+    """What differs between a stored result's method and settings and these (empty: none)."""
+    if data.get("method") != method:
+        return f"method {data.get('method')} there, {method} now"
+    stored = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    keys = sorted(set(stored) | set(settings))
+    return ", ".join(f"{key} {stored.get(key)} there, {settings.get(key)} now" if key != "weights_sha256"
+                     else "another type model (weights_sha256)" for key in keys if stored.get(key) != settings.get(key))
+
+
+def check_out_results(out: Path, runs: Sequence[Run], method: str, settings: dict) -> None:
+    """Refuse, before any work, an ``out`` holding a result of one of ``runs`` for another
+    method or other settings: classifying would replace it (hours of work, maybe).
+    Results of an older format or unreadable ones are left to :func:`_stored` (redone
+    with a warning)."""
+    for run in runs:
+        path = out / f"{run.name}.json"
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
+            continue
+        diff = _differences(data, method, settings)
+        if diff:
+            raise PyrocharError(f"--out {out} holds {path.name} of other settings ({diff}) that this "
+                                "classification would replace; choose another --out, or remove the file "
+                                "to classify the run again")
 
 
 def _write_summary(out: Path, result: ClassifyResult) -> None:
@@ -352,6 +386,8 @@ def classify(model, runs_dir: str | os.PathLike, runs: str | Sequence[int] | Non
     numbers = parse_run_spec(runs) if isinstance(runs, str) else runs
     selected = read_runs(runs_dir, numbers)  # every run checked before any work
     out = check_output_folder(out, "--out") if out is not None else None
+    if out is not None:
+        check_out_results(out, selected, method, settings)
     start = time.perf_counter()
     results = []
     mine = distributed.shard(selected)  # this process's runs (all of them in one process)

@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -266,8 +266,18 @@ def images_root(source: str | os.PathLike, alphabets: Sequence[str]) -> Path:
         return source / "images_background"
     if alphabets and all((source / a).is_dir() for a in alphabets):
         return source
+    if any(_holds_characters(d) for d in source.iterdir() if d.is_dir()):
+        return source  # the alphabets' folders themselves: plan_runs names the unknown alphabet
     raise PyrocharError(f"--source {source} holds no images_background/ folder (the official "
                         "images_background.zip unpacked); give the folder holding it")
+
+
+def _holds_characters(folder: Path) -> bool:
+    """Whether ``folder`` looks like an alphabet's: it holds ``characterNN`` folders."""
+    try:
+        return any(_CHARACTER_DIR.fullmatch(d.name) and d.is_dir() for d in folder.iterdir())
+    except OSError:
+        return False
 
 
 def character_images(alphabet_dir: Path) -> dict[str, dict[int, Path]]:
@@ -297,6 +307,10 @@ def plan_runs(root: Path, alphabets: Sequence[str], n_runs: int, seed: int) -> l
     drew all of them (the first gives the training images, the second the test
     images), and a random order of the test items.
     """
+    for alphabet in alphabets:
+        if alphabet in (".", "..") or "/" in alphabet or "\\" in alphabet:
+            raise PyrocharError(f"--alphabets: {alphabet!r} is not an alphabet's name; give the names of "
+                                f"the alphabets' folders in {root} (e.g. Latin), not paths")
     if len(set(alphabets)) != len(alphabets):
         raise PyrocharError("--alphabets names an alphabet twice; name each once")
     index = {}
@@ -349,7 +363,9 @@ def _remove_stale_partials(parent: Path, name: str) -> None:
 
 def _check_out_free(out: Path) -> None:
     """``out`` is missing or an empty folder (built runs never overwrite anything)."""
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise PyrocharError(f"--out {out} is a file; give a folder to create (missing or empty)")
+    if out.exists() and any(out.iterdir()):
         raise PyrocharError(f"--out {out} already exists and is not an empty folder; remove it or "
                             "choose another folder")
 
@@ -363,7 +379,10 @@ def write_runs(plans: Sequence[RunPlan], out: Path, meta: dict) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(parent, out.name)
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.{os.getpid()}.", suffix=".partial"))
+        # made with mkdir, not tempfile.mkdtemp: the runs folder gets the user's usual
+        # permissions (umask), not mkdtemp's private 0700
+        tmp = parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+        tmp.mkdir()
     except OSError as e:
         raise PyrocharError(f"cannot write {out}: {e.strerror or e}") from None
     try:

@@ -12,3 +12,8 @@ SHA256: dict[str, str] = {
     "full-ns.pt": "12a1f57e436e1fa487788d09e2d1e44f2ad43e317830c75540cd9a6af5a26177",
     "hlstm.pt": "ed3cf25283e064913dc639b9e046569375d4192d69c100cb8a9a34d335ca1390",
 }
+
+#: The alphabets every shipped model was trained on (``--split all`` of Omniglot's six
+#: shared background alphabets, docs/training.md): one-shot runs built from them measure
+#: nothing about new alphabets with these weights (``pyrochar classify`` warns).
+TRAINED_ON_ALPHABETS = ("Balinese", "Greek", "Japanese_(katakana)", "Korean", "Latin", "Sanskrit")
