@@ -231,3 +231,13 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert not progress_bars()
     monkeypatch.setattr("sys.stderr", Terminal())
     assert progress_bars()
+
+
+def test_what_differs_from_a_stored_result_is_named():
+    from pyrochar.oneshot.classify import _differences
+
+    stored = {"method": "model", "settings": {"k": 2, "steps": 60, "weights_sha256": "a"}}
+    assert _differences(stored, "model", {"k": 2, "steps": 60, "weights_sha256": "a"}) == ""
+    assert _differences(stored, "model", {"k": 1, "steps": 60, "weights_sha256": "b"}) == (
+        "k 2 there, 1 now, another type model (weights_sha256)")
+    assert _differences(stored, "mhd", {}) == "method model there, mhd now"

@@ -14,7 +14,8 @@ image it was given, and for ``"model"`` that image's parse refitted to the test
 item; green frame right, red wrong), plus ``summary.json``. A later call with the
 same ``out`` reuses every run whose ``runNN.json`` matches the run's files, the
 method and its settings, so a killed classification resumes at the next
-unfinished run.
+unfinished run; one of another method or other settings is never replaced (the
+call stops before any work, :func:`check_out_results`).
 
 Under torchrun (docs/distributed.md) each process classifies its share of the
 runs (round-robin) and writes their files; every process returns the merged
@@ -238,9 +239,13 @@ def _differences(data: dict, method: str, settings: dict) -> str:
     if data.get("method") != method:
         return f"method {data.get('method')} there, {method} now"
     stored = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    keys = sorted(set(stored) | set(settings))
-    return ", ".join(f"{key} {stored.get(key)} there, {settings.get(key)} now" if key != "weights_sha256"
-                     else "another type model (weights_sha256)" for key in keys if stored.get(key) != settings.get(key))
+    said = []
+    for key in sorted(set(stored) | set(settings)):
+        if stored.get(key) == settings.get(key):
+            continue
+        said.append("another type model (weights_sha256)" if key == "weights_sha256"
+                    else f"{key} {stored.get(key)} there, {settings.get(key)} now")
+    return ", ".join(said)
 
 
 def check_out_results(out: Path, runs: Sequence[Run], method: str, settings: dict) -> None:
