@@ -129,18 +129,23 @@ def _existing_ancestor(path: Path) -> Path:
     return parent
 
 
-def _cannot_write_in(folder: Path) -> str | None:
-    """Why no file can be made in the existing ``folder`` (None: one can). A file is
-    made and removed at once: permission bits alone do not tell (root passes them,
-    and a read-only or virtual file system such as /proc refuses anyway)."""
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return "not writable"
+def write_probe_error(folder: Path) -> str | None:
+    """Why no file can be made in the existing ``folder`` (None: one can), found by
+    making one and removing it at once: permission bits alone do not tell (root passes
+    them, and a read-only or virtual file system such as /proc refuses anyway)."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
         return e.strerror or type(e).__name__
     return None
+
+
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why no file can be written in the existing ``folder`` (None: one can)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "not writable"
+    return write_probe_error(folder)
 
 
 def check_writable_folder_for(path: Path, name: str) -> None:

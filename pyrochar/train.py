@@ -30,7 +30,6 @@ import hashlib
 import json
 import math
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -166,14 +165,15 @@ def prepare_run_dir(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PyrocharError(f"--out {out_dir} is a file, not a folder: pass a folder for the run")
+    from pyrochar.checks import write_probe_error
+
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
+        why = write_probe_error(out_dir)
     except OSError as e:
-        raise PyrocharError(
-            f"--out {out_dir}: cannot write there ({e.strerror or e}); pass a writable folder"
-        ) from None
+        why = e.strerror or str(e)
+    if why is not None:
+        raise PyrocharError(f"--out {out_dir}: cannot write there ({why}); pass a writable folder")
     return out_dir
 
 
